@@ -1,1 +1,54 @@
-fn main() {}
+//! The `vigil` binary: parses the command line, runs the command, and turns
+//! errors into one clear line and a non-zero exit status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use vigil_vmm::cli::{Cli, Command};
+use vigil_vmm::config::HostLimits;
+use vigil_vmm::{api, runner};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(cli.command) {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Run(args) => {
+            let kvm =
+                kvm_ioctls::Kvm::new().map_err(|e| anyhow::anyhow!("cannot open /dev/kvm: {e}"))?;
+            let config = args
+                .merged()?
+                .resolve(HostLimits::probe(kvm.get_max_vcpus()))?;
+            drop(kvm);
+            let outcome = runner::run(config)?;
+            let status = runner::exit_status(&outcome);
+            if outcome.guest_panicked {
+                eprintln!("vigil: guest kernel panicked");
+            } else {
+                eprintln!("vigil: guest stopped: {:?}", outcome.exit);
+            }
+            Ok(status)
+        }
+        Command::Ctl(args) => {
+            let (method, action) = args.action.request();
+            let body = api::client::call(&args.api, method, action, None)?;
+            if !body.is_empty() {
+                println!("{body}");
+            }
+            Ok(0)
+        }
+    }
+}

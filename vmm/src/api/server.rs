@@ -1,0 +1,121 @@
+//! The API server thread: accepts connections on the control socket and
+//! acts on the running VM.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::http::{read_request, write_response, Request};
+use super::API_PREFIX;
+use crate::control::{RunState, VmExit};
+use crate::vm::VmHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("API socket {0} is in use by a running process")]
+    InUse(PathBuf),
+    #[error("cannot create API socket {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+}
+
+/// Binds the control socket, owner-only. A stale socket file left by a
+/// dead vigil is replaced; one that still answers is an error.
+pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(ApiError::InUse(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(|source| ApiError::Bind {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ApiError::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        ApiError::Bind {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    Ok(listener)
+}
+
+/// Serves the API on `listener` until the VM stops.
+pub fn spawn(listener: UnixListener, vm: Arc<VmHandle>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => serve(stream, &vm),
+                    Err(e) => tracing::warn!(error = %e, "API accept failed"),
+                }
+                if vm.control.state() == RunState::Stopping {
+                    break;
+                }
+            }
+        })
+        .map(drop)
+}
+
+fn serve(mut stream: UnixStream, vm: &VmHandle) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let (status, body) = match read_request(&mut stream) {
+        Ok(req) => route(&req, vm),
+        Err(e) => (400, Some(json!({ "error": e.to_string() }).to_string())),
+    };
+    if let Err(e) = write_response(&mut stream, status, body.as_deref()) {
+        tracing::debug!(error = %e, "API client went away");
+    }
+}
+
+fn error(status: u16, message: &str) -> (u16, Option<String>) {
+    (status, Some(json!({ "error": message }).to_string()))
+}
+
+fn route(req: &Request, vm: &VmHandle) -> (u16, Option<String>) {
+    let Some(action) = req.path.strip_prefix(API_PREFIX) else {
+        return error(404, "unknown path");
+    };
+    tracing::info!(method = %req.method, action, "API request");
+    match (req.method.as_str(), action) {
+        ("GET", "vmm.ping") => (
+            200,
+            Some(json!({ "version": env!("CARGO_PKG_VERSION") }).to_string()),
+        ),
+        ("GET", "vm.info") => (200, Some(info(vm).to_string())),
+        ("PUT", "vm.pause") => match vm.pause() {
+            true => (204, None),
+            false => error(409, "VM is not running"),
+        },
+        ("PUT", "vm.resume") => match vm.control.resume() {
+            true => (204, None),
+            false => error(409, "VM is stopping"),
+        },
+        ("PUT", "vm.shutdown") => {
+            vm.control.request_exit(VmExit::Shutdown);
+            (204, None)
+        }
+        (_, "vmm.ping" | "vm.info" | "vm.pause" | "vm.resume" | "vm.shutdown") => {
+            error(405, "method not allowed")
+        }
+        _ => error(404, "unknown action"),
+    }
+}
+
+fn info(vm: &VmHandle) -> serde_json::Value {
+    json!({
+        "state": vm.control.state(),
+        "config": vm.config,
+        "guest_ready": vm.console.ready_at().is_some(),
+        "guest_panicked": vm.console.panicked(),
+    })
+}

@@ -1,0 +1,117 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ConfigFile;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vigil",
+    version,
+    about = "A KVM monitor that keeps a Linux guest kernel intact from outside"
+)]
+pub struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `vigil_vmm=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot a guest and run it until it stops.
+    Run(RunArgs),
+    /// Talk to a running vigil over its control socket.
+    Ctl(CtlArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// TOML config file; flags override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Linux bzImage to boot.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Initramfs (cpio, optionally compressed).
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Number of vCPUs.
+    #[arg(long)]
+    pub vcpus: Option<u64>,
+    /// Guest memory in MiB.
+    #[arg(long = "memory", value_name = "MIB")]
+    pub memory_mib: Option<u64>,
+    /// Console: `stdout`, `off`, or a file path.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Control API socket path.
+    #[arg(long)]
+    pub api_socket: Option<PathBuf>,
+    /// Hide AES-NI/VAES from the guest.
+    #[arg(long)]
+    pub hide_aes: bool,
+}
+
+impl RunArgs {
+    /// Loads the config file, if any, and lays the flags over it.
+    pub fn merged(&self) -> Result<ConfigFile, crate::config::ConfigError> {
+        let mut file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        let boot = &mut file.boot;
+        boot.kernel = self.kernel.clone().or(boot.kernel.take());
+        boot.initrd = self.initrd.clone().or(boot.initrd.take());
+        boot.cmdline = self.cmdline.clone().or(boot.cmdline.take());
+        let machine = &mut file.machine;
+        machine.vcpus = self.vcpus.or(machine.vcpus);
+        machine.memory_mib = self.memory_mib.or(machine.memory_mib);
+        machine.hide_aes |= self.hide_aes;
+        file.serial.output = self.serial.clone().or(file.serial.output.take());
+        file.api.socket = self.api_socket.clone().or(file.api.socket.take());
+        Ok(file)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// The vigil control socket.
+    #[arg(long)]
+    pub api: PathBuf,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum CtlAction {
+    /// Is vigil answering?
+    Ping,
+    /// VM state and configuration as JSON.
+    Status,
+    /// Park every vCPU.
+    Pause,
+    /// Resume a paused VM.
+    Resume,
+    /// Stop the VM; vigil exits.
+    Shutdown,
+}
+
+impl CtlAction {
+    /// HTTP method and API action for this command.
+    pub fn request(self) -> (&'static str, &'static str) {
+        match self {
+            CtlAction::Ping => ("GET", "vmm.ping"),
+            CtlAction::Status => ("GET", "vm.info"),
+            CtlAction::Pause => ("PUT", "vm.pause"),
+            CtlAction::Resume => ("PUT", "vm.resume"),
+            CtlAction::Shutdown => ("PUT", "vm.shutdown"),
+        }
+    }
+}
