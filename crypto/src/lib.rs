@@ -1,1 +1,14 @@
-//! placeholder, filled by its issue
+//! vigil's host cipher engine: a registry of algorithms modelled on the Linux
+//! kernel Crypto API (names, driver names, priorities), in-process software
+//! implementations and the host kernel's through AF_ALG, an asynchronous
+//! request engine, entropy with health tests, and LUKS containers.
+
+pub mod afalg;
+pub mod algorithms;
+pub mod error;
+pub mod kat;
+pub mod registry;
+pub mod software;
+
+pub use error::{CryptoError, Result};
+pub use registry::{AlgImpl, AlgKind, Registry};
