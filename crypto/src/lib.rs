@@ -5,6 +5,8 @@
 
 pub mod afalg;
 pub mod algorithms;
+pub mod bench;
+pub mod cli;
 pub mod error;
 pub mod kat;
 pub mod registry;

@@ -1,0 +1,208 @@
+//! Throughput benchmark behind `vigil crypto bench`: every implementation of
+//! xts(aes) (4 KiB sectors), cbc(aes), gcm(aes) and sha256, on one core and
+//! on all cores, next to `openssl speed -evp` measured in the same run.
+//! Results are JSON lines; timings live here, never in tests.
+
+use crate::error::Result;
+use crate::registry::{AlgImpl, AlgKind, Registry};
+use crate::software::aead::authenc_key;
+use serde::Serialize;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Step = Box<dyn FnMut(&mut [u8]) -> Result<()>>;
+
+/// One benchmark row.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub algorithm: String,
+    /// Driver name, or `openssl:<cipher>` for the peer.
+    pub implementation: String,
+    pub threads: usize,
+    pub request_bytes: usize,
+    pub key_bits: usize,
+    pub gbytes_per_sec: f64,
+    /// This row over openssl's row with the same thread count (vigil rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_openssl: Option<f64>,
+}
+
+/// (registry name, openssl -evp name, key bytes, request bytes).
+pub const CASES: &[(&str, &str, usize, usize)] = &[
+    ("xts(aes)", "aes-256-xts", 64, 4096),
+    ("cbc(aes)", "aes-128-cbc", 16, 16384),
+    ("gcm(aes)", "aes-256-gcm", 32, 16384),
+    ("sha256", "sha256", 0, 16384),
+];
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub duration: Duration,
+    pub threads: Vec<usize>,
+    pub with_openssl: bool,
+    /// Only these algorithm names (empty = all of [`CASES`]).
+    pub only: Vec<String>,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            duration: Duration::from_secs(1),
+            threads: vec![1, host_threads()],
+            with_openssl: true,
+            only: Vec::new(),
+        }
+    }
+}
+
+pub fn host_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bytes/s of `threads` threads each running `imp` on `len`-byte requests.
+pub fn measure(
+    imp: &AlgImpl,
+    key_len: usize,
+    len: usize,
+    threads: usize,
+    dur: Duration,
+) -> Result<f64> {
+    let mut handles = Vec::new();
+    let start = Instant::now();
+    for _ in 0..threads {
+        let kind = imp.kind.clone();
+        let is_authenc = imp.name.starts_with("authenc");
+        handles.push(std::thread::spawn(move || -> Result<usize> {
+            let mut buf = vec![0xa5u8; len];
+            let mut step: Step = match &kind {
+                AlgKind::Skcipher(p) => {
+                    let t = p.setkey(&vec![7u8; key_len])?;
+                    let iv = vec![1u8; p.ivsize()];
+                    Box::new(move |b| t.encrypt(&iv, b))
+                }
+                AlgKind::Aead(p) => {
+                    let key = if is_authenc {
+                        authenc_key(&[3u8; 32], &vec![7u8; key_len])
+                    } else {
+                        vec![7u8; key_len]
+                    };
+                    let t = p.setkey(&key)?;
+                    let iv = vec![1u8; p.ivsize()];
+                    let mut tag = [0u8; 16];
+                    Box::new(move |b| t.seal(&iv, &[], b, &mut tag))
+                }
+                AlgKind::Hash(p) => {
+                    let p = Arc::clone(p);
+                    Box::new(move |b| p.digest(None, b).map(|_| ()))
+                }
+                AlgKind::Verify(_) => return Ok(0),
+            };
+            let t0 = Instant::now();
+            let mut n = 0usize;
+            while t0.elapsed() < dur {
+                for _ in 0..16 {
+                    step(&mut buf)?;
+                    n += len;
+                }
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0usize;
+    for h in handles {
+        total += h.join().map_err(|_| crate::CryptoError::EngineClosed)??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs `openssl speed -mr -evp`; returns bytes/s (None if openssl is absent).
+pub fn openssl_speed(evp: &str, len: usize, threads: usize, secs: u64) -> Option<f64> {
+    let mut cmd = Command::new("openssl");
+    cmd.arg("speed").arg("-mr");
+    if threads > 1 {
+        cmd.arg("-multi").arg(threads.to_string());
+    }
+    cmd.args([
+        "-evp",
+        evp,
+        "-bytes",
+        &len.to_string(),
+        "-seconds",
+        &secs.max(1).to_string(),
+    ]);
+    let out = cmd.output().ok()?;
+    parse_openssl_mr(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The aggregate `+F:<n>:<alg>:<bytes/s>` line of `openssl speed -mr`
+/// (with -multi, per-child lines are prefixed "Got:"; the last one is the sum).
+pub fn parse_openssl_mr(out: &str) -> Option<f64> {
+    out.lines()
+        .filter(|l| l.starts_with("+F:"))
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse::<f64>().ok())
+        .next_back()
+}
+
+/// Runs the benchmark, calling `emit` for each row as it is measured.
+pub fn run(
+    reg: &Registry,
+    cfg: &BenchConfig,
+    mut emit: impl FnMut(&BenchRow),
+) -> Result<Vec<BenchRow>> {
+    let mut rows = Vec::new();
+    for &(name, evp, key_len, len) in CASES {
+        if !cfg.only.is_empty() && !cfg.only.iter().any(|o| o == name) {
+            continue;
+        }
+        for &threads in &cfg.threads {
+            let peer = if cfg.with_openssl {
+                openssl_speed(evp, len, threads, cfg.duration.as_secs())
+            } else {
+                None
+            };
+            if let Some(bps) = peer {
+                let row = BenchRow {
+                    algorithm: name.into(),
+                    implementation: format!("openssl:{evp}"),
+                    threads,
+                    request_bytes: len,
+                    key_bits: key_len * 8,
+                    gbytes_per_sec: bps / 1e9,
+                    vs_openssl: None,
+                };
+                emit(&row);
+                rows.push(row);
+            }
+            for imp in reg.implementations(name) {
+                let bps = measure(&imp, key_len, len, threads, cfg.duration)?;
+                let row = BenchRow {
+                    algorithm: name.into(),
+                    implementation: imp.driver.clone(),
+                    threads,
+                    request_bytes: len,
+                    key_bits: key_len * 8,
+                    gbytes_per_sec: bps / 1e9,
+                    vs_openssl: peer.map(|p| bps / p),
+                };
+                emit(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_openssl_machine_readable_output() {
+        let single = "+DT:AES-256-XTS:1:4096\n+R:2141838:AES-256-XTS:0.99\n+H:4096\n+F:25:AES-256-XTS:8861584290.91\n";
+        assert_eq!(parse_openssl_mr(single), Some(8861584290.91));
+        let multi = "Got: +F:25:sha256:2154283008.00 from 0\nGot: +H:16384 from 1\n+F:25:sha256:4317085696.00\n";
+        assert_eq!(parse_openssl_mr(multi), Some(4317085696.0));
+        assert_eq!(parse_openssl_mr("garbage\n+F:x"), None);
+    }
+}
