@@ -123,7 +123,7 @@ impl HostLimits {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
         HostLimits {
             max_vcpus: (kvm_max_vcpus as u64).min(u64::from(crate::boot::mptable::MAX_CPUS)),
-            memory_mib: pages * page >> 20,
+            memory_mib: (pages * page) >> 20,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`vcpu`] threads until the guest stops; [`api`] controls it meanwhile.
 
 pub mod api;
+pub mod bench;
 pub mod boot;
 pub mod bus;
 pub mod cli;

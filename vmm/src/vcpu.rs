@@ -40,13 +40,6 @@ pub enum Step {
     Exit(VmExit),
 }
 
-/// A guest write to an address no device claims, or to a read-only slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnclaimedWrite {
-    pub addr: u64,
-    pub len: usize,
-}
-
 pub struct Vcpu {
     pub id: u8,
     pub fd: VcpuFd,
