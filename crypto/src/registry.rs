@@ -46,6 +46,8 @@ pub struct AlgImpl {
     pub driver: String,
     pub module: String,
     pub priority: u32,
+    /// The host kernel's priority for AF_ALG drivers (see `afalg`).
+    pub kernel_priority: Option<u32>,
     /// Runs off the calling thread (AF_ALG, hardware queues).
     pub is_async: bool,
     pub kind: AlgKind,
@@ -59,6 +61,7 @@ impl AlgImpl {
             driver: driver.into(),
             module: module.into(),
             priority,
+            kernel_priority: None,
             is_async: false,
             kind,
             selftest: SelfTest::Untested,
@@ -208,6 +211,9 @@ impl Registry {
             row(&mut out, "driver", &i.driver);
             row(&mut out, "module", &i.module);
             row(&mut out, "priority", &i.priority);
+            if let Some(k) = i.kernel_priority {
+                row(&mut out, "kernel prio", &k);
+            }
             row(&mut out, "refcnt", &(Arc::strong_count(i) - 1));
             let st = match i.selftest {
                 SelfTest::Passed => "passed",
