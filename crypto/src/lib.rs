@@ -7,6 +7,7 @@ pub mod afalg;
 pub mod algorithms;
 pub mod bench;
 pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod kat;
 pub mod registry;
