@@ -8,6 +8,7 @@ pub mod algorithms;
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod entropy;
 pub mod error;
 pub mod kat;
 pub mod registry;
