@@ -11,6 +11,7 @@ pub mod engine;
 pub mod entropy;
 pub mod error;
 pub mod kat;
+pub mod luks;
 pub mod registry;
 pub mod software;
 
