@@ -7,10 +7,13 @@ use clap::Parser;
 enum Cli {
     #[command(subcommand)]
     Crypto(vigil_crypto::cli::CryptoCommand),
+    #[command(subcommand)]
+    Luks(vigil_crypto::cli::LuksCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Crypto(c) => vigil_crypto::cli::run_crypto(c),
+        Cli::Luks(c) => vigil_crypto::cli::run_luks(c),
     }
 }
