@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Kernel command line.
     #[arg(long)]
     pub cmdline: Option<String>,
+    /// Who places the kernel: vigil itself (`direct`, in-monitor KASLR) or
+    /// the bzImage's decompressor.
+    #[arg(long, value_enum)]
+    pub loader: Option<crate::config::Loader>,
     /// Number of vCPUs.
     #[arg(long)]
     pub vcpus: Option<u64>,
@@ -70,6 +74,7 @@ impl RunArgs {
         boot.kernel = self.kernel.clone().or(boot.kernel.take());
         boot.initrd = self.initrd.clone().or(boot.initrd.take());
         boot.cmdline = self.cmdline.clone().or(boot.cmdline.take());
+        boot.loader = self.loader.or(boot.loader);
         let machine = &mut file.machine;
         machine.vcpus = self.vcpus.or(machine.vcpus);
         machine.memory_mib = self.memory_mib.or(machine.memory_mib);

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::console::ConsoleOutput;
 
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
+/// The console on COM1, reboot through the i8042 (vigil exits), no waiting
+/// on a panic, and no probing for PS/2 devices vigil does not have.
+pub const DEFAULT_CMDLINE: &str =
+    "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 pub const DEFAULT_MEMORY_MIB: u64 = 256;
 pub const MIN_MEMORY_MIB: u64 = 16;
 
@@ -41,6 +44,18 @@ pub struct BootConfig {
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
     pub cmdline: Option<String>,
+    /// `direct` (default): vigil decompresses, places and relocates the
+    /// kernel itself (KASLR kept); `decompressor`: the bzImage's own stub.
+    pub loader: Option<Loader>,
+}
+
+/// Who places the kernel in guest memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Loader {
+    #[default]
+    Direct,
+    Decompressor,
 }
 
 /// `[machine]`: the virtual hardware.
@@ -99,6 +114,7 @@ impl ConfigFile {
 #[derive(Clone, Debug, Serialize)]
 pub struct VmConfig {
     pub kernel: PathBuf,
+    pub loader: Loader,
     pub initrd: Option<PathBuf>,
     pub cmdline: String,
     pub vcpus: u8,
@@ -167,6 +183,7 @@ impl ConfigFile {
         }
         Ok(VmConfig {
             kernel,
+            loader: self.boot.loader.unwrap_or_default(),
             initrd: self.boot.initrd,
             cmdline: self
                 .boot

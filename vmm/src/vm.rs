@@ -152,8 +152,16 @@ impl Vm {
                 kernel: &config.kernel,
                 initrd: config.initrd.as_deref(),
                 cmdline: &config.cmdline,
+                loader: config.loader,
             },
         )?;
+        if let Some(layout) = entry.layout {
+            tracing::info!(
+                phys_base = layout.phys_base,
+                virt_text = layout.virt_text,
+                "kernel placed by vigil"
+            );
+        }
         boot::mptable::write(&ram.mem, config.vcpus)?;
         cpu::regs::write_boot_tables(&ram.mem)?;
 
@@ -167,6 +175,7 @@ impl Vm {
             .map_err(CpuError::SupportedCpuid)?;
         let opts = CpuidOptions {
             hide_aes: config.hide_aes,
+            tsc_deadline: kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer),
         };
         let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
         for id in 0..config.vcpus {

@@ -3,8 +3,10 @@
 //! protocol): the protected-mode kernel goes to 1 MiB and the vCPU enters at
 //! its `startup_64`, 0x200 bytes in, with %rsi pointing at `boot_params`.
 
+pub mod direct;
 pub mod e820;
 pub mod mptable;
+pub mod payload_cache;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -18,6 +20,7 @@ use linux_loader::loader::bzimage::BzImage;
 use linux_loader::loader::KernelLoader;
 use vm_memory::{Address, ByteValued, GuestAddress, GuestMemoryMmap};
 
+use crate::config::Loader;
 use crate::layout::{self, CMDLINE, HIMEM_START, ZERO_PAGE};
 
 const HDRS_MAGIC: u32 = 0x5372_6448; // "HdrS"
@@ -64,6 +67,10 @@ pub enum BootError {
     Params(String),
     #[error(transparent)]
     E820(#[from] e820::E820Full),
+    #[error(transparent)]
+    Direct(#[from] direct::DirectBootError),
+    #[error(transparent)]
+    Payload(#[from] payload_cache::PayloadError),
 }
 
 /// The parts of a bzImage's setup header vigil checks before loading.
@@ -73,6 +80,9 @@ pub struct KernelHeader {
     pub cmdline_max: usize,
     pub initrd_addr_max: u64,
     pub init_size: u64,
+    pub alignment: u64,
+    /// The raw header, copied into `boot_params` for direct boot.
+    pub raw: setup_header,
 }
 
 /// Reads and validates the setup header of the bzImage at `path`.
@@ -102,6 +112,8 @@ pub fn read_header(path: &Path) -> Result<KernelHeader, BootError> {
         cmdline_max: hdr.cmdline_size as usize,
         initrd_addr_max: u64::from(hdr.initrd_addr_max),
         init_size: u64::from(hdr.init_size),
+        alignment: u64::from(hdr.kernel_alignment),
+        raw: hdr,
     })
 }
 
@@ -110,6 +122,8 @@ pub fn read_header(path: &Path) -> Result<KernelHeader, BootError> {
 pub struct BootEntry {
     pub rip: u64,
     pub zero_page: u64,
+    /// Known when vigil placed the kernel itself.
+    pub layout: Option<KernelLayout>,
 }
 
 /// A kernel, initramfs and command line to boot.
@@ -117,6 +131,16 @@ pub struct BootSpec<'a> {
     pub kernel: &'a Path,
     pub initrd: Option<&'a Path>,
     pub cmdline: &'a str,
+    pub loader: Loader,
+}
+
+/// Where the kernel ended up, when vigil placed it.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct KernelLayout {
+    pub phys_base: u64,
+    /// Virtual address of `_text`.
+    pub virt_text: u64,
+    pub randomized: bool,
 }
 
 /// Loads everything into `mem` (of `mem_size` bytes) and writes the zero page.
@@ -128,25 +152,36 @@ pub fn load(mem: &GuestMemoryMmap, mem_size: u64, spec: &BootSpec) -> Result<Boo
             max: header.cmdline_max,
         });
     }
-    let mut image = File::open(spec.kernel).map_err(|source| BootError::KernelRead {
-        path: spec.kernel.to_owned(),
-        source,
-    })?;
-    let loaded = BzImage::load(mem, None, &mut image, Some(GuestAddress(HIMEM_START)))
-        .map_err(BootError::Load)?;
+    write_cmdline(mem, spec.cmdline, header.cmdline_max)?;
     let mut params = boot_params {
-        hdr: loaded.setup_header.unwrap_or_default(),
+        hdr: header.raw,
         ..Default::default()
     };
+    let place_initrd = |floor: u64| match spec.initrd {
+        Some(path) => load_initrd(mem, path, &header, mem_size, floor).map(Some),
+        None => Ok(None),
+    };
+    let (rip, kernel_layout, initrd) = match spec.loader {
+        Loader::Decompressor => {
+            let (rip, top) = load_bzimage(mem, spec.kernel, &header, &mut params)?;
+            (rip, None, place_initrd(top)?)
+        }
+        Loader::Direct => {
+            // Initramfs at the top of RAM, the kernel at random below it.
+            let initrd = place_initrd(direct::LOAD_PHYSICAL_ADDR + header.init_size)?;
+            let payload = payload_cache::prepare(spec.kernel)?;
+            let limit = initrd.map_or(layout::ram_regions(mem_size)[0].1, |(addr, _)| addr);
+            let (rip, placed) = load_direct(mem, &payload, &header, limit, spec.cmdline)?;
+            if placed.randomized {
+                params.hdr.loadflags |= direct::KASLR_FLAG;
+            }
+            (rip, Some(placed), initrd)
+        }
+    };
     params.hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
-
-    write_cmdline(mem, spec.cmdline, header.cmdline_max)?;
     params.hdr.cmd_line_ptr = CMDLINE as u32;
     params.hdr.cmdline_size = spec.cmdline.len() as u32 + 1;
-
-    if let Some(initrd) = spec.initrd {
-        let kernel_end = loaded.kernel_load.raw_value() + header.init_size.max(loaded.kernel_end);
-        let (addr, size) = load_initrd(mem, initrd, &header, mem_size, kernel_end)?;
+    if let Some((addr, size)) = initrd {
         params.hdr.ramdisk_image = addr as u32;
         params.hdr.ramdisk_size = size as u32;
     }
@@ -158,9 +193,52 @@ pub fn load(mem: &GuestMemoryMmap, mem_size: u64, spec: &BootSpec) -> Result<Boo
     )
     .map_err(|e| BootError::Params(e.to_string()))?;
     Ok(BootEntry {
-        rip: loaded.kernel_load.raw_value() + STARTUP_64_OFFSET,
+        rip,
         zero_page: ZERO_PAGE,
+        layout: kernel_layout,
     })
+}
+
+/// Loads the bzImage for its own decompressor; returns the 64-bit entry
+/// and the top of the region the decompressor works in.
+fn load_bzimage(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    header: &KernelHeader,
+    params: &mut boot_params,
+) -> Result<(u64, u64), BootError> {
+    let mut image = File::open(path).map_err(|source| BootError::KernelRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let loaded = BzImage::load(mem, None, &mut image, Some(GuestAddress(HIMEM_START)))
+        .map_err(BootError::Load)?;
+    params.hdr = loaded.setup_header.unwrap_or(header.raw);
+    let start = loaded.kernel_load.raw_value();
+    let top = start + header.init_size.max(loaded.kernel_end - start);
+    Ok((start + STARTUP_64_OFFSET, top))
+}
+
+/// In-monitor KASLR: place the decompressed kernel below `limit`.
+fn load_direct(
+    mem: &GuestMemoryMmap,
+    payload: &Path,
+    header: &KernelHeader,
+    limit: u64,
+    cmdline: &str,
+) -> Result<(u64, KernelLayout), BootError> {
+    let randomize = !cmdline.split_whitespace().any(|w| w == "nokaslr");
+    let kernel = direct::KernelPayload::open(payload)?;
+    let place = direct::choose_placement(header.init_size, header.alignment, limit, randomize)?;
+    let rip = kernel.load(mem, place.phys_base, place.virt_base)?;
+    Ok((
+        rip,
+        KernelLayout {
+            phys_base: place.phys_base,
+            virt_text: direct::START_KERNEL_MAP + place.virt_base,
+            randomized: randomize,
+        },
+    ))
 }
 
 fn write_cmdline(mem: &GuestMemoryMmap, text: &str, max: usize) -> Result<(), BootError> {

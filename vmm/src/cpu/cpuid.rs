@@ -13,6 +13,7 @@ const LEAF_AMD_SIZES: u32 = 0x8000_0008;
 const LEAF_AMD_TOPOLOGY: u32 = 0x8000_001e;
 
 const ECX_MONITOR: u32 = 1 << 3;
+const ECX_TSC_DEADLINE: u32 = 1 << 24;
 const ECX_AES: u32 = 1 << 25;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 const EDX_HTT: u32 = 1 << 28;
@@ -28,6 +29,9 @@ pub struct CpuidOptions {
     /// Hide AES-NI and VAES, so a guest prefers other `aes` drivers (such as
     /// virtio-crypto) over its own instructions.
     pub hide_aes: bool,
+    /// KVM's in-kernel LAPIC emulates the TSC-deadline timer; saying so
+    /// spares the guest its LAPIC timer calibration.
+    pub tsc_deadline: bool,
 }
 
 /// Rewrites `cpuid` for vCPU `cpu` of `count` (APIC ID = vCPU index).
@@ -43,6 +47,9 @@ pub fn customize(cpuid: &mut CpuId, cpu: u8, count: u8, opts: CpuidOptions) {
                 entry.ecx = (entry.ecx | ECX_HYPERVISOR) & !ECX_MONITOR;
                 if opts.hide_aes {
                     entry.ecx &= !ECX_AES;
+                }
+                if opts.tsc_deadline {
+                    entry.ecx |= ECX_TSC_DEADLINE;
                 }
                 if count > 1 {
                     entry.edx |= EDX_HTT;
@@ -140,7 +147,15 @@ mod tests {
     #[test]
     fn aes_can_be_hidden() {
         let mut cpuid = sample();
-        customize(&mut cpuid, 0, 1, CpuidOptions { hide_aes: true });
+        customize(
+            &mut cpuid,
+            0,
+            1,
+            CpuidOptions {
+                hide_aes: true,
+                tsc_deadline: false,
+            },
+        );
         assert_eq!(cpuid.as_slice()[0].ecx & ECX_AES, 0);
     }
 }
