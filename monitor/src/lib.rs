@@ -8,5 +8,6 @@
 pub mod bytes;
 pub mod cli;
 pub mod error;
+pub mod guest;
 pub mod profile;
 pub mod test_support;
