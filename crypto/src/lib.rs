@@ -13,6 +13,7 @@ pub mod error;
 pub mod kat;
 pub mod luks;
 pub mod registry;
+pub mod segmented;
 pub mod software;
 
 pub use error::{CryptoError, Result};

@@ -208,6 +208,31 @@ impl LuksVolume {
         Ok(())
     }
 
+    /// Payload bytes stored without the volume cipher (callers such as the
+    /// segmented layout encrypt with their own keys).
+    pub(crate) fn read_raw(&self, off: u64, buf: &mut [u8]) -> LuksResult<()> {
+        self.check_raw(off, buf.len())?;
+        self.file.read_exact_at(buf, self.data_offset + off)?;
+        Ok(())
+    }
+
+    pub(crate) fn write_raw(&self, off: u64, buf: &[u8]) -> LuksResult<()> {
+        self.check_raw(off, buf.len())?;
+        self.file.write_all_at(buf, self.data_offset + off)?;
+        Ok(())
+    }
+
+    fn check_raw(&self, off: u64, len: usize) -> LuksResult<()> {
+        match off.checked_add(len as u64) {
+            Some(end) if end <= self.data_len => Ok(()),
+            _ => Err(LuksError::OutOfRange(off / 512)),
+        }
+    }
+
+    pub fn payload_bytes(&self) -> u64 {
+        self.data_len
+    }
+
     pub fn flush(&self) -> LuksResult<()> {
         self.file.sync_data()?;
         Ok(())
