@@ -69,3 +69,91 @@ fn fetch(dir: &std::path::Path) -> Result<(), String> {
     )?;
     Ok(())
 }
+
+/// Directory of a memory-dump fixture made by `fixtures/build.sh`
+/// (`$VIGIL_FIXTURES/<name>`, default `~/.cache/vigil/fixtures/<name>`),
+/// if it holds both `dump.elf` and `console.log`.
+pub fn fixture_dir(name: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("VIGIL_FIXTURES")
+        .map(PathBuf::from)
+        .or_else(|| {
+            crate::profile::cache::cache_dir()
+                .parent()
+                .map(|p| p.join("fixtures"))
+        })?;
+    let d = root.join(name);
+    (d.join("dump.elf").is_file() && d.join("console.log").is_file()).then_some(d)
+}
+
+/// What the fixture guest printed about itself.
+#[derive(Debug, Default)]
+pub struct GuestReport {
+    /// (name, state, address) from /proc/modules.
+    pub modules: Vec<(String, String, u64)>,
+    /// The bracketed word of /sys/kernel/security/lockdown.
+    pub lockdown: String,
+    /// pid, name, uid fields (real, effective, saved, fs), caps (inh, prm, eff, bnd, amb).
+    pub tasks: Vec<(i32, String, [u32; 4], [u64; 5])>,
+    /// (address, type, name) sampled from /proc/kallsyms.
+    pub kallsyms: Vec<(u64, char, String)>,
+}
+
+pub fn parse_console(text: &str) -> GuestReport {
+    let mut r = GuestReport::default();
+    let mut section = "";
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(pos) = line.find("=== ") {
+            section = match &line[pos + 4..] {
+                "MODULES" => "m",
+                "LOCKDOWN" => "l",
+                "TASKS" => "t",
+                "KALLSYMS" => "k",
+                _ => "",
+            };
+            continue;
+        }
+        match section {
+            "m" => {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() >= 6 {
+                    let addr = u64::from_str_radix(f[5].trim_start_matches("0x"), 16).unwrap_or(0);
+                    r.modules.push((f[0].to_string(), f[4].to_string(), addr));
+                }
+            }
+            "l" => {
+                if let (Some(a), Some(b)) = (line.find('['), line.find(']')) {
+                    r.lockdown = line[a + 1..b].to_string();
+                }
+            }
+            "t" => {
+                let f: Vec<&str> = line.split('|').collect();
+                if f.len() == 9 && f[0] == "T" {
+                    let ids: Vec<u32> = f[3]
+                        .split_whitespace()
+                        .filter_map(|v| v.parse().ok())
+                        .collect();
+                    let caps: Vec<u64> = f[4..9]
+                        .iter()
+                        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+                        .collect();
+                    if let (Ok(pid), Ok(ids), Ok(caps)) =
+                        (f[1].parse(), ids.try_into(), caps.try_into())
+                    {
+                        r.tasks.push((pid, f[2].to_string(), ids, caps));
+                    }
+                }
+            }
+            "k" => {
+                let f: Vec<&str> = line.split('|').collect();
+                if f.len() == 4 && f[0] == "K" {
+                    if let (Ok(a), Some(t)) = (u64::from_str_radix(f[1], 16), f[2].chars().next()) {
+                        r.kallsyms.push((a, t, f[3].to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    r
+}

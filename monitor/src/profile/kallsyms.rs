@@ -22,6 +22,23 @@ pub struct Symbol {
     pub kind: char,
 }
 
+impl Symbol {
+    /// Per-CPU symbols are absolute offsets (KALLSYMS_ABSOLUTE_PERCPU) and
+    /// do not move with KASLR; everything in the kernel half does.
+    pub fn is_absolute(&self) -> bool {
+        self.addr >> 47 != 0x1ffff
+    }
+
+    /// Run-time address given the KASLR slide.
+    pub fn runtime_addr(&self, slide: u64) -> u64 {
+        if self.is_absolute() {
+            self.addr
+        } else {
+            self.addr.wrapping_add(slide)
+        }
+    }
+}
+
 /// Where the tables were found, as offsets into the scanned region.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KallsymsLayout {

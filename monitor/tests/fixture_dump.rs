@@ -1,0 +1,133 @@
+//! The readers against a QEMU dump of the real Debian guest, compared with
+//! what that guest printed about itself (fixtures/build.sh makes both).
+//! Skips (with a message) when the fixture or kernel is absent.
+
+use std::collections::HashMap;
+use vigil_monitor::guest::coredump::CoreDump;
+use vigil_monitor::kaslr::{Kernel, SlideMethod};
+use vigil_monitor::profile::{cache, KernelProfile};
+use vigil_monitor::readers::{lockdown, modules, registers, tasks, text_hash};
+use vigil_monitor::test_support::{debian_kernel, fixture_dir, parse_console, GuestReport};
+
+fn load(name: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
+    let (Some(dir), Some(k)) = (fixture_dir(name), debian_kernel()) else {
+        eprintln!("SKIP: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
+        return None;
+    };
+    let (profile, _) = cache::load_or_build(&k).expect("profile");
+    let dump = CoreDump::open(&dir.join("dump.elf")).expect("dump");
+    let text = std::fs::read_to_string(dir.join("console.log")).expect("console");
+    Some((profile, dump, parse_console(&text)))
+}
+
+fn check(name: &str, want_lockdown: &str) {
+    let Some((profile, dump, guest)) = load(name) else {
+        return;
+    };
+    let k = Kernel::new(&dump, &profile).expect("kaslr");
+    // A QEMU dump has no MSRs: the slide must come from the IDT.
+    assert_eq!(k.kaslr.method, SlideMethod::Idt);
+
+    // Symbols: >= 99.9% of the printed kallsyms equal profile + slide.
+    let mut by_name: HashMap<&str, Vec<u64>> = HashMap::new();
+    for s in &profile.symbols {
+        by_name
+            .entry(s.name.as_str())
+            .or_default()
+            .push(s.runtime_addr(k.kaslr.slide));
+    }
+    let total = guest.kallsyms.len();
+    assert!(total > 1000, "only {total} kallsyms lines printed");
+    let ok = guest
+        .kallsyms
+        .iter()
+        .filter(|(a, _, n)| {
+            by_name
+                .get(n.as_str())
+                .is_some_and(|v| v.iter().any(|x| *x == *a))
+        })
+        .count();
+    let bad: Vec<_> = guest
+        .kallsyms
+        .iter()
+        .filter(|(a, _, n)| {
+            !by_name
+                .get(n.as_str())
+                .is_some_and(|v| v.iter().any(|x| *x == *a))
+        })
+        .take(30)
+        .collect();
+    assert!(
+        ok * 1000 >= total * 999,
+        "{ok}/{total} kallsyms match; e.g. {bad:x?}"
+    );
+
+    // Modules: same set, states and core addresses.
+    let mods = modules::read(&k).expect("modules");
+    assert_eq!(mods.len(), guest.modules.len(), "{mods:?}");
+    for (n, state, addr) in &guest.modules {
+        let m = mods
+            .iter()
+            .find(|m| &m.name == n)
+            .unwrap_or_else(|| panic!("module {n} missing"));
+        assert_eq!(&m.state_name, state);
+        assert_eq!(m.text_start, *addr, "{n}");
+        assert!(m.text_size > 0 && m.text_size <= m.core_size);
+    }
+
+    // Lockdown.
+    assert_eq!(
+        lockdown::read(&k).expect("lockdown").level.as_str(),
+        want_lockdown
+    );
+
+    // Tasks: every task the guest listed (bar the short-lived helpers
+    // that ran the listing) has the same comm, ids and capabilities.
+    let ts = tasks::read(&k).expect("tasks");
+    assert_eq!(ts[0].pid, 0);
+    for (pid, pname, ids, caps) in &guest.tasks {
+        if pname == "awk" || pname == "sleep" {
+            continue;
+        }
+        let t = ts
+            .iter()
+            .find(|t| t.pid == *pid)
+            .unwrap_or_else(|| panic!("pid {pid} ({pname}) missing"));
+        // /proc shows kworkers as "kworker/0:1-events": comm is the prefix.
+        assert!(
+            pname.starts_with(&t.comm),
+            "pid {pid}: {pname} vs {}",
+            t.comm
+        );
+        assert_eq!([t.uid, t.euid, t.suid, t.fsuid], *ids, "pid {pid}");
+        let c = t.caps;
+        assert_eq!(
+            [
+                c.inheritable,
+                c.permitted,
+                c.effective,
+                c.bounding,
+                c.ambient
+            ],
+            *caps,
+            "pid {pid}"
+        );
+    }
+
+    // Registers and text hash.
+    let regs = registers::read(&dump, 0).expect("regs");
+    assert!(regs.wp && regs.cr3 != 0);
+    assert_eq!(regs.lstar, None);
+    let h = text_hash::read(&k).expect("text hash");
+    assert_eq!(h.text_sha256.len(), 64);
+}
+
+#[test]
+fn dump_lockdown_integrity() {
+    check("integrity", "integrity");
+}
+
+#[test]
+fn dump_lockdown_none() {
+    check("none", "none");
+}
