@@ -41,20 +41,12 @@ fn check(name: &str, want_lockdown: &str) {
     let ok = guest
         .kallsyms
         .iter()
-        .filter(|(a, _, n)| {
-            by_name
-                .get(n.as_str())
-                .is_some_and(|v| v.iter().any(|x| *x == *a))
-        })
+        .filter(|(a, _, n)| by_name.get(n.as_str()).is_some_and(|v| v.contains(a)))
         .count();
     let bad: Vec<_> = guest
         .kallsyms
         .iter()
-        .filter(|(a, _, n)| {
-            !by_name
-                .get(n.as_str())
-                .is_some_and(|v| v.iter().any(|x| *x == *a))
-        })
+        .filter(|(a, _, n)| !by_name.get(n.as_str()).is_some_and(|v| v.contains(a)))
         .take(30)
         .collect();
     assert!(
