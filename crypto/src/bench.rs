@@ -77,7 +77,9 @@ pub fn measure(
             let mut buf = vec![0xa5u8; len];
             let mut step: Step = match &kind {
                 AlgKind::Skcipher(p) => {
-                    let t = p.setkey(&vec![7u8; key_len])?;
+                    // Distinct key halves: XTS implementations may reject equal ones.
+                    let key: Vec<u8> = (0..key_len as u8).collect();
+                    let t = p.setkey(&key)?;
                     let iv = vec![1u8; p.ivsize()];
                     Box::new(move |b| t.encrypt(&iv, b))
                 }

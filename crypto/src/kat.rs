@@ -169,15 +169,27 @@ pub const XTS_LONG_SHA256: &str =
     "8eb447f307db7b3f0641efd27228e20a99677b5858cda782a5b67d491390b6d5";
 
 fn cipher_kats(imp: &AlgImpl, vs: &[CipherVector]) -> Result<usize> {
+    let mut ran = 0;
     for v in vs {
-        let tfm = imp.skcipher(&h(v.key))?;
+        let key = h(v.key);
+        let tfm = match imp.skcipher(&key) {
+            // FIPS-style drivers refuse XTS keys with equal halves (IEEE 1619
+            // vector 1); refusing is allowed, a wrong answer is not.
+            Err(CryptoError::BadKey(_))
+                if imp.name == "xts(aes)" && key[..key.len() / 2] == key[key.len() / 2..] =>
+            {
+                continue
+            }
+            r => r?,
+        };
         let mut buf = h(v.pt);
         tfm.encrypt(&h(v.iv), &mut buf)?;
         check(&imp.driver, &buf, &h(v.ct))?;
         tfm.decrypt(&h(v.iv), &mut buf)?;
         check(&imp.driver, &buf, &h(v.pt))?;
+        ran += 1;
     }
-    Ok(vs.len())
+    Ok(ran)
 }
 
 fn aead_kats(imp: &AlgImpl, vs: &[AeadVector]) -> Result<usize> {

@@ -271,7 +271,8 @@ pub fn calibrate(imp: &AlgImpl, budget: Duration) -> Result<f64> {
     let mut bytes = 0usize;
     let mut step: Step = match &imp.kind {
         AlgKind::Skcipher(p) => {
-            let tfm = p.setkey(&vec![7u8; p.max_keysize()])?;
+            let key: Vec<u8> = (0..p.max_keysize() as u8).collect();
+            let tfm = p.setkey(&key)?;
             let iv = vec![1u8; p.ivsize()];
             Box::new(move |b| tfm.encrypt(&iv, b))
         }
@@ -305,7 +306,8 @@ pub fn calibrate(imp: &AlgImpl, budget: Duration) -> Result<f64> {
 pub fn software_impls() -> Vec<AlgImpl> {
     use software::*;
     let sk = |p: Arc<dyn SkcipherProvider>| AlgKind::Skcipher(p);
-    vec![
+    #[allow(unused_mut)]
+    let mut v = vec![
         AlgImpl::new(
             "xts(aes)",
             "xts-aes-vigil-batched",
@@ -390,5 +392,46 @@ pub fn software_impls() -> Vec<AlgImpl> {
             300,
             AlgKind::Verify(Arc::new(sig::EcdsaP384Verifier)),
         ),
-    ]
+    ];
+    #[cfg(feature = "openssl")]
+    {
+        use software::openssl::{Mode, OsslGcm, OsslSha256, OsslSkcipher};
+        let m = "vigil_openssl";
+        v.push(AlgImpl::new(
+            "xts(aes)",
+            "xts-aes-openssl",
+            m,
+            450,
+            sk(Arc::new(OsslSkcipher(Mode::Xts))),
+        ));
+        v.push(AlgImpl::new(
+            "cbc(aes)",
+            "cbc-aes-openssl",
+            m,
+            350,
+            sk(Arc::new(OsslSkcipher(Mode::Cbc))),
+        ));
+        v.push(AlgImpl::new(
+            "ctr(aes)",
+            "ctr-aes-openssl",
+            m,
+            350,
+            sk(Arc::new(OsslSkcipher(Mode::Ctr))),
+        ));
+        v.push(AlgImpl::new(
+            "gcm(aes)",
+            "gcm-aes-openssl",
+            m,
+            350,
+            AlgKind::Aead(Arc::new(OsslGcm)),
+        ));
+        v.push(AlgImpl::new(
+            "sha256",
+            "sha256-openssl",
+            m,
+            350,
+            AlgKind::Hash(Arc::new(OsslSha256)),
+        ));
+    }
+    v
 }

@@ -10,7 +10,7 @@ fn xts() -> Transform {
     let t = reg
         .lookup("xts(aes)")
         .unwrap()
-        .skcipher(&[7u8; 64])
+        .skcipher(&(0..64u8).collect::<Vec<u8>>())
         .unwrap();
     Transform::Skcipher(Arc::from(t))
 }

@@ -126,13 +126,23 @@ pub(crate) fn xts_sectors(
     Ok(())
 }
 
-/// Which `xts(aes)` the containers use: the registry's highest priority.
+/// The `xts(aes)` containers use: the highest-priority implementation that
+/// accepts the key (FIPS-style drivers refuse keys with equal halves, which
+/// an imported image may still have).
 pub(crate) fn xts(key: &[u8]) -> LuksResult<Box<dyn crate::algorithms::Skcipher>> {
     let reg = registry();
-    let imp = reg.lookup("xts(aes)")?;
-    imp.skcipher(key).map_err(|_| {
-        LuksError::UnsupportedCipher(format!("aes-xts-plain64 with {}-byte key", key.len()))
-    })
+    for imp in reg.implementations("xts(aes)") {
+        if imp.selftest == crate::registry::SelfTest::Failed {
+            continue;
+        }
+        if let Ok(t) = imp.skcipher(key) {
+            return Ok(t);
+        }
+    }
+    Err(LuksError::UnsupportedCipher(format!(
+        "aes-xts-plain64 with {}-byte key",
+        key.len()
+    )))
 }
 
 fn registry() -> &'static crate::Registry {

@@ -3,5 +3,7 @@
 pub mod aead;
 pub mod hash;
 pub mod modes;
+#[cfg(feature = "openssl")]
+pub mod openssl;
 pub mod sig;
 pub mod xts;
