@@ -1,0 +1,79 @@
+//! Where vigil keeps what it downloads and builds, and content hashing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{io_err, ImageError};
+
+/// vigil's cache directory: `$VIGIL_CACHE`, else `$XDG_CACHE_HOME/vigil`,
+/// else `~/.cache/vigil`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VIGIL_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("vigil")
+}
+
+/// An exclusive lock on the cache, held while building: tests and tools
+/// may build the same image at once, in threads or processes.
+pub struct CacheLock(std::fs::File);
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: unlocking our own open file.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Takes the cache lock, waiting for other builders.
+pub fn lock() -> Result<CacheLock, ImageError> {
+    use std::os::fd::AsRawFd;
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let file = std::fs::File::create(dir.join(".lock")).map_err(io_err("create cache lock"))?;
+    // SAFETY: flock on a file we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io_err("lock cache")(std::io::Error::last_os_error()));
+    }
+    Ok(CacheLock(file))
+}
+
+/// SHA-256 of a file, hex-encoded.
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    let mut file = std::fs::File::open(path).map_err(io_err(format!("open {}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(io_err(format!("read {}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("temporary file"))?;
+    tmp.write_all(bytes)
+        .map_err(io_err(format!("write {}", path.display())))?;
+    tmp.persist(path)
+        .map_err(|e| ImageError::Io {
+            what: format!("rename to {}", path.display()),
+            source: e.error,
+        })
+        .map(drop)
+}

@@ -1,0 +1,124 @@
+//! The default guest: Debian's kernel, busybox, the guest agent as init,
+//! and the modules vigil's devices and tests need.
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::{cache_dir, sha256_file, write_atomic};
+use crate::initramfs::Builder;
+use crate::manifest::{Input, Manifest, Output};
+use crate::{agent, debian, io_err, modules, progress, ImageError};
+
+/// Bumped whenever the image layout changes, so caches are rebuilt.
+const FORMAT: &str = "vigil-guest-1";
+
+/// Modules for the virtio devices (PCI transport, rng, blk, crypto,
+/// console, vsock) and for IPsec and AF_ALG tests in the guest.
+pub const GUEST_MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_rng",
+    "virtio_blk",
+    "virtio_crypto",
+    "virtio_console",
+    "vmw_vsock_virtio_transport",
+    "esp4",
+    "xfrm_user",
+    "af_alg",
+    "algif_skcipher",
+    "algif_aead",
+    "algif_hash",
+    "algif_rng",
+];
+
+/// A built guest: what `vigil run` needs to boot it.
+#[derive(Clone, Debug)]
+pub struct GuestImage {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub manifest: PathBuf,
+    pub kernel_release: String,
+    /// The kernel package's module tree, for tests that need more modules.
+    pub modules_dir: PathBuf,
+}
+
+/// Builds the default guest, or returns the cached build for these inputs.
+pub fn default_guest() -> Result<GuestImage, ImageError> {
+    let _lock = crate::cache::lock()?;
+    let kernel = debian::kernel()?;
+    let busybox = debian::fetch("busybox-static")?;
+    let agent = agent::build()?;
+    let agent_sha = sha256_file(&agent)?;
+
+    let key = hex::encode(Sha256::digest(
+        [
+            FORMAT,
+            &kernel.package.sha256,
+            &busybox.sha256,
+            &agent_sha,
+            &GUEST_MODULES.join(","),
+        ]
+        .join("\n"),
+    ));
+    let dir = cache_dir().join("images").join(&key[..16]);
+    let image = GuestImage {
+        kernel: kernel.vmlinuz.clone(),
+        initrd: dir.join("initramfs.cpio"),
+        manifest: dir.join("manifest.json"),
+        kernel_release: kernel.release.clone(),
+        modules_dir: kernel.modules_dir.clone(),
+    };
+    if image.initrd.is_file() && image.manifest.is_file() {
+        return Ok(image);
+    }
+
+    let _step = progress::step(format!("building initramfs {}", &key[..16]));
+    let order = modules::load_order(&kernel.modules_dir, GUEST_MODULES)?;
+    let mut builder = Builder::new();
+    builder.busybox(&busybox.root.join("bin/busybox"))?;
+    builder.copy("sbin/vigil-agent", 0o755, &agent)?;
+    builder.symlink("init", "/sbin/vigil-agent");
+    let module_names = builder.modules(&kernel.release, &kernel.modules_dir, &order)?;
+    let archive = builder.finish();
+    write_atomic(&image.initrd, &archive)?;
+
+    let manifest = Manifest {
+        image: key,
+        kernel_release: kernel.release.clone(),
+        inputs: vec![
+            input(&kernel.package),
+            input(&busybox),
+            Input {
+                name: "vigil-agent".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                file: agent,
+                sha256: agent_sha,
+            },
+        ],
+        modules: module_names,
+        outputs: vec![output(&kernel.vmlinuz)?, output(&image.initrd)?],
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| ImageError::Invalid(format!("manifest: {e}")))?;
+    write_atomic(&image.manifest, &json)?;
+    Ok(image)
+}
+
+fn input(p: &debian::Package) -> Input {
+    Input {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        file: p.deb.clone(),
+        sha256: p.sha256.clone(),
+    }
+}
+
+pub(crate) fn output(path: &std::path::Path) -> Result<Output, ImageError> {
+    Ok(Output {
+        file: path.to_owned(),
+        sha256: sha256_file(path)?,
+        bytes: std::fs::metadata(path)
+            .map_err(io_err(format!("stat {}", path.display())))?
+            .len(),
+    })
+}

@@ -1,0 +1,177 @@
+//! Booting the test host under QEMU TCG and collecting the job's status.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::image::{build_image, EXIT_MARKER};
+use super::Job;
+use crate::ImageError;
+
+/// QEMU 7.2 never fires hardware breakpoints for the nested guest; 10 does.
+pub const MIN_QEMU_MAJOR: u32 = 10;
+const QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestHostError {
+    #[error("{QEMU} not found; install QEMU {MIN_QEMU_MAJOR} (bookworm-backports)")]
+    NoQemu,
+    #[error("{QEMU} {0} is too old: the test host needs QEMU {MIN_QEMU_MAJOR} or later")]
+    OldQemu(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("cannot start the test host: {0}")]
+    Spawn(std::io::Error),
+    #[error("the test host did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("the test host stopped without reporting the job's exit status")]
+    NoStatus,
+}
+
+/// QEMU's version as "major.minor.patch".
+pub fn qemu_version() -> Result<String, TestHostError> {
+    let out = Command::new(QEMU)
+        .arg("--version")
+        .output()
+        .map_err(|_| TestHostError::NoQemu)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .map(str::to_owned)
+        .ok_or(TestHostError::NoQemu)?;
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < MIN_QEMU_MAJOR {
+        return Err(TestHostError::OldQemu(version));
+    }
+    Ok(version)
+}
+
+/// Memory and CPUs of the test host, and how long a job may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 3072,
+            cpus: 2,
+            timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Runs `job` inside the test host, streaming its console to stdout, and
+/// returns the job's exit status.
+pub fn run(job: &Job, limits: Limits) -> Result<i32, TestHostError> {
+    let version = qemu_version()?;
+    let image = build_image()?;
+    let dir = job_dir();
+    job.write(&dir)?;
+    eprintln!(
+        "vigil: starting the nested test host (QEMU {version} TCG, EPYC+svm, {} vCPUs)",
+        limits.cpus
+    );
+    let result = boot(&image.kernel, &image.initrd, &dir, limits);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn job_dir() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("vigil-th-{}-{n}", std::process::id()))
+}
+
+fn boot(
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+    dir: &std::path::Path,
+    limits: Limits,
+) -> Result<i32, TestHostError> {
+    let mut child = Command::new(QEMU)
+        .args([
+            "-accel",
+            "tcg,thread=multi",
+            "-M",
+            "q35",
+            "-cpu",
+            "EPYC,+svm,+npt",
+        ])
+        .arg("-smp")
+        .arg(limits.cpus.to_string())
+        .arg("-m")
+        .arg(limits.memory_mib.to_string())
+        .args(["-nographic", "-no-reboot", "-net", "none"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 quiet panic=-1 vigil_th={}",
+            dir.display()
+        ))
+        .args([
+            "-virtfs",
+            "local,path=/,mount_tag=host,security_model=passthrough,id=host",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(TestHostError::Spawn)?;
+    let stdout = child.stdout.take().ok_or(TestHostError::NoStatus)?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches('\r');
+            match text.find(EXIT_MARKER) {
+                Some(at) => {
+                    let code = text[at + EXIT_MARKER.len()..]
+                        .trim()
+                        .parse::<i32>()
+                        .unwrap_or(-1);
+                    let _ = tx.send(code);
+                }
+                None => {
+                    let _ = writeln!(out, "{text}");
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + limits.timeout;
+    let status = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(code) => break Some(code),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(TestHostError::Timeout(limits.timeout));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    };
+    // The init powers off right after the marker; give it a moment.
+    let grace = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    status.ok_or(TestHostError::NoStatus)
+}
