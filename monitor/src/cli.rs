@@ -16,6 +16,35 @@ pub enum KernelCommand {
     },
 }
 
+/// `vigil inspect --dump <file> --kernel <vmlinuz> [--json]`. (The live
+/// `--api <socket>` form belongs to the vmm, which owns the VM.)
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// QEMU `dump-guest-memory` ELF core of the guest.
+    #[arg(long)]
+    pub dump: PathBuf,
+    /// The bzImage the guest booted.
+    #[arg(long)]
+    pub kernel: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let (profile, _) = cache::load_or_build(&args.kernel)
+        .with_context(|| format!("profiling {}", args.kernel.display()))?;
+    let dump = crate::guest::coredump::CoreDump::open(&args.dump)
+        .with_context(|| format!("opening {}", args.dump.display()))?;
+    let report = crate::inspect::inspect(&dump, &profile).context("inspecting the dump")?;
+    if args.json {
+        serde_json::to_writer(std::io::stdout().lock(), &report)?;
+        println!();
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
 pub fn run_kernel(cmd: KernelCommand) -> anyhow::Result<()> {
     match cmd {
         KernelCommand::Profile { image, json } => {

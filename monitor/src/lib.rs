@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod cli;
 pub mod error;
 pub mod guest;
+pub mod inspect;
 pub mod kaslr;
 pub mod profile;
 pub mod readers;
