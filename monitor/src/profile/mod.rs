@@ -154,6 +154,60 @@ impl KernelProfile {
         })
     }
 
+    /// A profile assembled by hand, for tests of the readers.
+    #[cfg(test)]
+    pub(crate) fn synthetic(
+        symbols: Vec<Symbol>,
+        structs: BTreeMap<String, StructLayout>,
+        enums: BTreeMap<String, BTreeMap<String, i64>>,
+        banner: &str,
+    ) -> Self {
+        let idx: HashMap<&str, &Symbol> = symbols.iter().map(|s| (s.name.as_str(), s)).collect();
+        let sections = sections::from_symbols(&idx).expect("section symbols");
+        Self {
+            version: PROFILE_VERSION,
+            banner: Some(banner.into()),
+            setup: bzimage::SetupHeader {
+                setup_sects: 4,
+                boot_protocol: 0x20f,
+                kernel_alignment: 0x20_0000,
+                relocatable: true,
+                xloadflags: 0,
+                payload_offset: 0,
+                payload_length: 0,
+                init_size: 0,
+                pm_offset: 0xa00,
+            },
+            compression: decompress::Compression::None,
+            measurements: Measurements {
+                image_size: 0,
+                image_sha256: String::new(),
+                image_sha384: String::new(),
+                kernel_size: 0,
+                kernel_sha256: String::new(),
+                kernel_sha384: String::new(),
+            },
+            elf_entry: 0,
+            elf_sections: vec![],
+            kallsyms: kallsyms::KallsymsLayout {
+                num_syms: 0,
+                names: 0,
+                markers: 0,
+                token_table: 0,
+                token_index: 0,
+                offsets: 0,
+                relative_base: 0,
+            },
+            symbols,
+            sections,
+            structs,
+            enums,
+            btf_types: 0,
+            certificates: vec![],
+            index: OnceLock::new(),
+        }
+    }
+
     fn index(&self) -> &HashMap<String, usize> {
         self.index.get_or_init(|| {
             let mut m = HashMap::with_capacity(self.symbols.len());

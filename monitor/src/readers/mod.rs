@@ -34,3 +34,6 @@ pub fn walk_list<V: crate::guest::view::GuestView + ?Sized>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod synthetic_tests;
