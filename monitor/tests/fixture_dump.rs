@@ -15,6 +15,12 @@ fn load(name: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
         return None;
     };
     let (profile, _) = cache::load_or_build(&k).expect("profile");
+    if let Ok(sha) = std::fs::read_to_string(dir.join("kernel.sha256")) {
+        if sha.trim() != profile.measurements.image_sha256 {
+            eprintln!("SKIP: fixture {name} was made with another kernel");
+            return None;
+        }
+    }
     let dump = CoreDump::open(&dir.join("dump.elf")).expect("dump");
     let text = std::fs::read_to_string(dir.join("console.log")).expect("console");
     Some((profile, dump, parse_console(&text)))
