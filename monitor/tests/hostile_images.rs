@@ -84,12 +84,20 @@ fn truncated_debian_image() {
         return;
     };
     let img = std::fs::read(k).unwrap();
-    // Cuts inside the payload (the signed PE tail after it is not needed).
     for frac in [1, 100, 500, 980] {
         let cut = img.len() * frac / 1000;
+        let r = KernelProfile::from_bzimage(&img[..cut]);
+        assert!(matches!(r, Err(ProfileError::Truncated(_))), "cut at {cut}");
+    }
+    // Shorten payload_length too, so the decompressor sees a cut stream.
+    let len = u32::from_le_bytes(img[0x24c..0x250].try_into().unwrap());
+    for keep in [64, len / 3, len - 64] {
+        let mut v = img.clone();
+        v[0x24c..0x250].copy_from_slice(&keep.to_le_bytes());
+        let r = KernelProfile::from_bzimage(&v);
         assert!(
-            KernelProfile::from_bzimage(&img[..cut]).is_err(),
-            "cut at {cut}"
+            matches!(r, Err(ProfileError::Decompress { .. })),
+            "payload cut to {keep}: {r:?}"
         );
     }
 }
