@@ -23,6 +23,9 @@ pub enum CryptoCommand {
         /// Skip the openssl peer.
         #[arg(long)]
         no_openssl: bool,
+        /// Best of this many runs per figure (shared hosts are noisy).
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
     },
 }
 
@@ -39,10 +42,12 @@ pub fn run_crypto(cmd: CryptoCommand) -> anyhow::Result<()> {
             seconds,
             algs,
             no_openssl,
+            repeats,
         } => {
             let cfg = BenchConfig {
                 duration: Duration::from_secs(seconds.max(1)),
                 with_openssl: !no_openssl,
+                repeats,
                 only: algs,
                 ..BenchConfig::default()
             };

@@ -8,6 +8,35 @@ use crate::error::Result;
 pub trait Skcipher: Send + Sync {
     fn encrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<()>;
     fn decrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<()>;
+
+    /// Disk-style batch: `data` is consecutive units of `unit` bytes, unit i
+    /// using the plain64 IV `iv0 + i * iv_step` (little-endian, zero padded).
+    /// Drivers override this to pay per-request setup once per batch.
+    fn crypt_units(
+        &self,
+        encrypt: bool,
+        iv0: u64,
+        iv_step: u64,
+        unit: usize,
+        data: &mut [u8],
+    ) -> Result<()> {
+        for (i, chunk) in data.chunks_mut(unit.max(1)).enumerate() {
+            let iv = plain64(iv0.wrapping_add(i as u64 * iv_step));
+            if encrypt {
+                self.encrypt(&iv, chunk)?;
+            } else {
+                self.decrypt(&iv, chunk)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// dm-crypt's plain64 IV: the 64-bit sector number, little-endian, in 16 bytes.
+pub fn plain64(n: u64) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..8].copy_from_slice(&n.to_le_bytes());
+    iv
 }
 
 pub trait SkcipherProvider: Send + Sync {

@@ -113,17 +113,7 @@ pub(crate) fn xts_sectors(
     iv_base: u64,
     encrypt: bool,
 ) -> crate::Result<()> {
-    for (i, chunk) in data.chunks_mut(sector).enumerate() {
-        let iv_num = iv_base + (i * sector / 512) as u64;
-        let mut iv = [0u8; 16];
-        iv[..8].copy_from_slice(&iv_num.to_le_bytes());
-        if encrypt {
-            tfm.encrypt(&iv, chunk)?;
-        } else {
-            tfm.decrypt(&iv, chunk)?;
-        }
-    }
-    Ok(())
+    tfm.crypt_units(encrypt, iv_base, (sector / 512) as u64, sector, data)
 }
 
 /// The `xts(aes)` containers use: the highest-priority implementation that

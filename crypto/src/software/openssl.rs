@@ -134,6 +134,45 @@ impl Skcipher for Sk {
     fn decrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<()> {
         self.run(&self.dec, iv, data)
     }
+    /// One pooled context for the whole batch; only the IV changes per unit.
+    fn crypt_units(
+        &self,
+        encrypt: bool,
+        iv0: u64,
+        iv_step: u64,
+        unit: usize,
+        data: &mut [u8],
+    ) -> Result<()> {
+        let pool = if encrypt { &self.enc } else { &self.dec };
+        if unit < self.block || (self.whole_blocks && !unit.is_multiple_of(16)) {
+            return Err(CryptoError::InvalidLength {
+                alg: "openssl skcipher",
+                len: unit,
+                why: "bad unit size",
+            });
+        }
+        let mut c = pool.take()?;
+        let mut r = Ok(());
+        for (i, chunk) in data.chunks_mut(unit).enumerate() {
+            if chunk.len() < self.block || (self.whole_blocks && !chunk.len().is_multiple_of(16)) {
+                r = Err(CryptoError::InvalidLength {
+                    alg: "openssl skcipher",
+                    len: chunk.len(),
+                    why: "partial unit",
+                });
+                break;
+            }
+            let iv = crate::algorithms::plain64(iv0.wrapping_add(i as u64 * iv_step));
+            r = pool
+                .set_iv(&mut c, &iv)
+                .and_then(|_| update_in_place(&mut c, chunk));
+            if r.is_err() {
+                break;
+            }
+        }
+        pool.put(c);
+        r
+    }
 }
 
 #[derive(Clone, Copy)]
