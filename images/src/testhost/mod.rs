@@ -10,8 +10,8 @@ mod job;
 mod qemu;
 
 pub use image::{build_image, TestHostImage};
-pub use job::Job;
-pub use qemu::{qemu_version, run, Limits, TestHostError, MIN_QEMU_MAJOR};
+pub use job::{Job, FAST};
+pub use qemu::{qemu_version, run, Finished, Limits, TestHostError, MIN_QEMU_MAJOR};
 
 use std::path::Path;
 

@@ -72,9 +72,17 @@ impl Default for Limits {
     }
 }
 
+/// What a job left behind.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub status: i32,
+    /// Everything the test host printed, as streamed to stdout.
+    pub console: String,
+}
+
 /// Runs `job` inside the test host, streaming its console to stdout, and
-/// returns the job's exit status.
-pub fn run(job: &Job, limits: Limits) -> Result<i32, TestHostError> {
+/// returns the job's exit status and console.
+pub fn run(job: &Job, limits: Limits) -> Result<Finished, TestHostError> {
     let version = qemu_version()?;
     let image = build_image()?;
     let dir = job_dir();
@@ -99,7 +107,7 @@ fn boot(
     initrd: &std::path::Path,
     dir: &std::path::Path,
     limits: Limits,
-) -> Result<i32, TestHostError> {
+) -> Result<Finished, TestHostError> {
     let mut child = Command::new(QEMU)
         .args([
             "-accel",
@@ -134,7 +142,8 @@ fn boot(
         .map_err(TestHostError::Spawn)?;
     let stdout = child.stdout.take().ok_or(TestHostError::NoStatus)?;
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
+        let mut console = String::new();
         let mut out = std::io::stdout();
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             let text = String::from_utf8_lossy(&line);
@@ -149,9 +158,12 @@ fn boot(
                 }
                 None => {
                     let _ = writeln!(out, "{text}");
+                    console.push_str(text);
+                    console.push('\n');
                 }
             }
         }
+        console
     });
     let deadline = Instant::now() + limits.timeout;
     let status = loop {
@@ -173,5 +185,9 @@ fn boot(
     }
     let _ = child.kill();
     let _ = child.wait();
-    status.ok_or(TestHostError::NoStatus)
+    let console = reader.join().unwrap_or_default();
+    Ok(Finished {
+        status: status.ok_or(TestHostError::NoStatus)?,
+        console,
+    })
 }
