@@ -6,6 +6,8 @@ use crate::guest::paging::AddressSpace;
 use crate::guest::view::{msr, GuestView};
 use crate::profile::KernelProfile;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Link-time base of the kernel mapping (__START_KERNEL_map).
 pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
@@ -150,6 +152,9 @@ pub struct Kernel<'a, V: GuestView + ?Sized> {
     pub view: &'a V,
     pub profile: &'a KernelProfile,
     pub kaslr: Kaslr,
+    /// 4 KiB virtual page -> physical page. Valid for one consistent
+    /// snapshot (paused VM or dump): make a new `Kernel` after resuming.
+    tlb: RefCell<HashMap<u64, u64>>,
 }
 
 impl<'a, V: GuestView + ?Sized> Kernel<'a, V> {
@@ -159,6 +164,7 @@ impl<'a, V: GuestView + ?Sized> Kernel<'a, V> {
             view,
             profile,
             kaslr,
+            tlb: RefCell::new(HashMap::new()),
         })
     }
 
@@ -167,16 +173,43 @@ impl<'a, V: GuestView + ?Sized> Kernel<'a, V> {
         Ok(self.profile.addr(name)?.wrapping_add(self.kaslr.slide))
     }
 
+    /// Physical address of `va`, through the snapshot's TLB.
+    pub fn phys(&self, va: u64) -> Result<u64, GuestError> {
+        let page = va >> 12;
+        if let Some(pa) = self.tlb.borrow().get(&page) {
+            return Ok(pa | (va & 0xfff));
+        }
+        let pa = self.kaslr.space.translate(self.view, va)?.pa;
+        let mut tlb = self.tlb.borrow_mut();
+        if tlb.len() > 1 << 20 {
+            tlb.clear(); // bound memory on huge walks
+        }
+        tlb.insert(page, pa & !0xfff);
+        Ok(pa)
+    }
+
     pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), GuestError> {
-        self.kaslr.space.read_virt(self.view, va, buf)
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = va.wrapping_add(done as u64);
+            let n = (0x1000 - (cur & 0xfff) as usize).min(buf.len() - done);
+            self.view
+                .read_phys(self.phys(cur)?, &mut buf[done..done + n])?;
+            done += n;
+        }
+        Ok(())
     }
 
     pub fn u64(&self, va: u64) -> Result<u64, GuestError> {
-        self.kaslr.space.read_u64(self.view, va)
+        let mut b = [0u8; 8];
+        self.read(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
     }
 
     pub fn u32(&self, va: u64) -> Result<u32, GuestError> {
-        self.kaslr.space.read_u32(self.view, va)
+        let mut b = [0u8; 4];
+        self.read(va, &mut b)?;
+        Ok(u32::from_le_bytes(b))
     }
 
     /// Read a field of `strukt` at object address `obj`, sized by BTF (1-8 bytes).
