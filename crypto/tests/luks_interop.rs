@@ -269,3 +269,62 @@ fn qemu_img_luks1_reads_back_and_vigil_writes_decrypt_in_qemu() {
     assert!(dec == want, "qemu-img sees different data than vigil wrote");
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn vigil_luks1_opens_in_cryptsetup_and_qemu() {
+    let qemu = tool("qemu-img");
+    let d = tmpdir("vigil-l1");
+    let img = d.join("v1.luks");
+    let vol =
+        vigil_crypto::luks::LuksVolume::create_luks1(&img, 256 * 1024, b"l1pass", 1000).unwrap();
+    assert_eq!(vol.version(), LuksVersion::V1);
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 241) as u8).collect();
+    vol.write_sectors(0, &data).unwrap();
+    vol.flush().unwrap();
+    let dump = Command::new(tool("cryptsetup"))
+        .arg("luksDump")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    run_stdin(
+        Command::new(tool("cryptsetup"))
+            .args([
+                "open",
+                "--test-passphrase",
+                "--batch-mode",
+                "--key-file",
+                "-",
+            ])
+            .arg(&img),
+        b"l1pass",
+    );
+    assert_eq!(vol.volume_key(), cryptsetup_volume_key(&img, b"l1pass"));
+    let out = d.join("out.raw");
+    let st = Command::new(&qemu)
+        .arg("convert")
+        .args(qemu_secret_args("l1pass"))
+        .arg("--image-opts")
+        .arg(format!(
+            "driver=luks,key-secret=sec0,file.filename={}",
+            img.display()
+        ))
+        .args(["-O", "raw"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "qemu-img decrypts vigil's LUKS1 differently"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}

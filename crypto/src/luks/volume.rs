@@ -142,6 +142,87 @@ impl LuksVolume {
         Self::open(path, pass)
     }
 
+    /// Creates a LUKS1 container (what QEMU reads): aes-xts-plain64 with a
+    /// 512-bit key, sha256, pbkdf2 `iterations` for keyslot 0, keyslot
+    /// material 4 KiB aligned, payload at 2 MiB, as cryptsetup lays it out.
+    pub fn create_luks1(
+        path: &Path,
+        data_bytes: u64,
+        pass: &[u8],
+        iterations: u32,
+    ) -> LuksResult<Self> {
+        use super::luks1::Slot;
+        const STRIPES: u32 = 4000;
+        const KEY: usize = 64;
+        const PAYLOAD_SECTORS: u32 = 4096;
+        let mut vk = vec![0u8; KEY];
+        super::random(&mut vk)?;
+        let mut mk_salt = [0u8; 32];
+        super::random(&mut mk_salt)?;
+        let mk_iterations = 1000;
+        let mut mk_digest = [0u8; 20];
+        HashSpec::Sha256.pbkdf2(&vk, &mk_salt, mk_iterations, &mut mk_digest);
+        let material_sectors = ((KEY * STRIPES as usize).div_ceil(512) as u32).div_ceil(8) * 8;
+        let mut slots = Vec::new();
+        for i in 0..8u32 {
+            slots.push(Slot {
+                active: false,
+                iterations: 0,
+                salt: [0u8; 32],
+                material_offset: 8 + i * material_sectors,
+                stripes: STRIPES,
+            });
+        }
+        let mut salt = [0u8; 32];
+        super::random(&mut salt)?;
+        slots[0].active = true;
+        slots[0].iterations = iterations.max(1);
+        slots[0].salt = salt;
+        let kdf = Kdf::Pbkdf2 {
+            hash: HashSpec::Sha256,
+            iterations: slots[0].iterations,
+            salt: salt.to_vec(),
+        };
+        let slot_key = kdf.derive(pass, KEY)?;
+        let material =
+            super::keyslot::lock_material(&vk, &slot_key, STRIPES as usize, HashSpec::Sha256)?;
+        let mut u = [0u8; 16];
+        super::random(&mut u)?;
+        u[6] = (u[6] & 0x0f) | 0x40;
+        u[8] = (u[8] & 0x3f) | 0x80;
+        let hx = hex::encode(u);
+        let h = Luks1Header {
+            cipher_name: "aes".into(),
+            cipher_mode: "xts-plain64".into(),
+            hash: HashSpec::Sha256,
+            payload_offset: PAYLOAD_SECTORS,
+            key_bytes: KEY as u32,
+            mk_digest,
+            mk_salt,
+            mk_iterations,
+            uuid: format!(
+                "{}-{}-{}-{}-{}",
+                &hx[0..8],
+                &hx[8..12],
+                &hx[12..16],
+                &hx[16..20],
+                &hx[20..32]
+            ),
+            slots,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.set_len(PAYLOAD_SECTORS as u64 * 512 + data_bytes)?;
+        file.write_all_at(&material, h.slots[0].material_offset as u64 * 512)?;
+        file.write_all_at(&h.serialize(), 0)?;
+        file.sync_data()?;
+        drop(file);
+        Self::open(path, pass)
+    }
+
     pub fn version(&self) -> LuksVersion {
         self.version
     }
