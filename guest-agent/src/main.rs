@@ -14,10 +14,15 @@
 //! the monitor. As PID 1 it must never panic: that would panic the kernel.
 
 mod cmdline;
+mod console;
 mod modules;
 mod mounts;
 
+use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
+
+use console::say;
 
 const LOAD_ORDER: &str = "vigil-load-order";
 
@@ -45,9 +50,13 @@ fn release() -> String {
 
 fn run_shell_command(command: &str) -> i32 {
     match Command::new("/bin/sh").arg("-c").arg(command).status() {
-        Ok(status) => status.code().unwrap_or(128),
+        // Like a shell: 128 + signal for a command killed by a signal.
+        Ok(status) => status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(255),
         Err(e) => {
-            println!("vigil-agent: cannot run /bin/sh: {e}");
+            say(&format!("cannot run /bin/sh: {e}"));
             127
         }
     }
@@ -66,7 +75,7 @@ fn interactive_shell() {
             .status()
     };
     if let Err(e) = status {
-        println!("vigil-agent: cannot start a shell: {e}");
+        say(&format!("cannot start a shell: {e}"));
     }
 }
 
@@ -82,23 +91,23 @@ fn reboot() -> ! {
     }
 }
 
-use std::os::unix::process::CommandExt;
-
 fn main() {
     for err in mounts::mount_all() {
-        println!("vigil-agent: {err}");
+        say(&err);
     }
+    // After devtmpfs: a kernel that found no /dev/console left us without stdio.
+    console::ensure_stdio();
     let release = release();
     let order = format!("/lib/modules/{release}/{LOAD_ORDER}");
     for err in modules::load_listed(std::path::Path::new(&order)) {
-        println!("vigil-agent: {err}");
+        say(&err);
     }
-    println!("vigil-agent: ready {}", uptime());
+    say(&format!("ready {}", uptime()));
 
     let args = cmdline::Args::from_proc();
     if let Some(command) = &args.run {
         let code = run_shell_command(command);
-        println!("vigil-agent: exit {code}");
+        say(&format!("exit {code}"));
     } else if !args.reboot {
         interactive_shell();
     }
