@@ -1,1 +1,6 @@
-//! placeholder, filled by its issue
+//! vigil's virtio devices on PCI: the PCI bus the VMM exposes, the virtio-pci
+//! modern transport, and the rng, blk devices. Nothing here depends on the
+//! VMM; it wires these in through the traits and calls documented on each type.
+
+pub mod guest_write;
+pub mod pci;
