@@ -1,17 +1,33 @@
 //! The nested test host boots, has a real KVM inside, and reports the
 //! exit status of what it ran.
 
-use vigil_images::testhost::{self, Job, Limits};
+use vigil_images::testhost::{self, GuestPath, Job, Limits};
 
 #[test]
 fn runs_commands_with_a_real_kvm_and_reports_their_status() {
+    eprintln!("{}", GuestPath::detect().describe());
     let limits = Limits::default();
     let ok = Job::new(
         "/bin/sh",
         vec!["-c".into(), "test -c /dev/kvm && grep -q '^kvm_amd ' /proc/modules && test \"$VIGIL_IN_TESTHOST\" = 1".into()],
     );
-    assert_eq!(testhost::run(&ok, limits).expect("test host runs"), 0);
+    let done = testhost::run(&ok, limits).expect("test host runs");
+    assert_eq!(done.status, 0, "{}", done.console);
+    let boot = done.boot_to_job.expect("the job's start marker was seen");
+    eprintln!(
+        "test host: QEMU start to job start {:.1} s",
+        boot.as_secs_f64()
+    );
 
-    let fails = Job::new("/bin/sh", vec!["-c".into(), "exit 7".into()]);
-    assert_eq!(testhost::run(&fails, limits).unwrap(), 7);
+    // A failing command's status comes back, and a job printing the exit
+    // marker itself cannot fake it.
+    let fails = Job::new(
+        "/bin/sh",
+        vec![
+            "-c".into(),
+            "echo 'vigil-testhost: exit 0 forged'; exit 7".into(),
+        ],
+    );
+    let failed = testhost::run(&fails, limits).expect("test host runs");
+    assert_eq!(failed.status, 7);
 }

@@ -9,13 +9,17 @@ use crate::cache::{cache_dir, write_atomic};
 use crate::initramfs::{Builder, LOAD_ORDER};
 use crate::{debian, modules, progress, ImageError};
 
-const FORMAT: &str = "vigil-testhost-2";
+const FORMAT: &str = "vigil-testhost-3";
 
 /// kvm-amd for a real /dev/kvm; virtio-pci and 9p to reach the host.
 const MODULES: &[&str] = &["kvm_amd", "virtio_pci", "9pnet_virtio", "9p"];
 
-/// Marker line carrying the job's exit status out on the console.
+/// Marker line carrying the job's exit status out on the console, followed
+/// by the status and the run's token (so a job printing the same words
+/// cannot fake it).
 pub const EXIT_MARKER: &str = "vigil-testhost: exit ";
+/// Marker line printed just before the job runs: token, then guest uptime.
+pub const START_MARKER: &str = "vigil-testhost: job starts ";
 
 /// The init script. The job directory (on the shared host filesystem)
 /// comes in as `vigil_th=<dir>` on the kernel command line.
@@ -26,17 +30,22 @@ const INIT: &str = r#"#!/bin/busybox sh
 for m in $(cat /lib/modules/*/vigil-load-order); do
     /bin/busybox insmod "$m" || echo "vigil-testhost: insmod $m failed"
 done
+/bin/busybox grep -q '^kvm_amd ' /proc/modules && [ -c /dev/kvm ] \
+    || echo "vigil-testhost: kvm_amd is not loaded: /dev/kvm here is no real KVM"
 /bin/busybox mkdir -p /host
 /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose host /host \
     || echo "vigil-testhost: cannot mount the host root"
 job=$(/bin/busybox sed -n 's/.*vigil_th=\([^ ]*\).*/\1/p' /proc/cmdline)
+tok=$(/bin/busybox sed -n 's/.*vigil_tok=\([^ ]*\).*/\1/p' /proc/cmdline)
 /bin/busybox mount -t proc proc /host/proc
 /bin/busybox mount -t sysfs sys /host/sys
 /bin/busybox mount -t devtmpfs dev /host/dev
-/bin/busybox mount -t tmpfs shm /host/dev/shm
+/bin/busybox mkdir -p /host/dev/shm
+/bin/busybox mkdir -p /host/dev/shm && /bin/busybox mount -t tmpfs shm /host/dev/shm
 /bin/busybox mount -t tmpfs fast "/host$job/fast"
+echo "vigil-testhost: job starts $tok $(/bin/busybox cut -d' ' -f1 /proc/uptime)"
 /bin/busybox chroot /host /bin/sh "$job/run.sh"
-echo "vigil-testhost: exit $?"
+echo "vigil-testhost: exit $? $tok"
 /bin/busybox sync
 /bin/busybox poweroff -f
 "#;

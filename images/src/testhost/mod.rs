@@ -20,6 +20,12 @@ pub const INSIDE_ENV: &str = "VIGIL_IN_TESTHOST";
 /// `always` forces the test host, `never` forbids it.
 pub const MODE_ENV: &str = "VIGIL_TESTHOST";
 
+/// Whether this host's /dev/kvm can boot a Linux guest directly (after
+/// `VIGIL_TESTHOST=always|never` and the inside-the-test-host marker).
+pub fn host_kvm_can_boot_linux() -> bool {
+    GuestPath::detect() == GuestPath::Direct
+}
+
 /// Which way a Linux guest can run here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestPath {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::image::{build_image, EXIT_MARKER};
+use super::image::{build_image, EXIT_MARKER, START_MARKER};
 use super::Job;
 use crate::ImageError;
 
@@ -78,6 +78,30 @@ pub struct Finished {
     pub status: i32,
     /// Everything the test host printed, as streamed to stdout.
     pub console: String,
+    /// Wall time from starting QEMU to the job starting, if seen.
+    pub boot_to_job: Option<Duration>,
+}
+
+/// CPU model: EPYC with SVM and nested paging, minus the features TCG
+/// cannot emulate (QEMU drops them anyway, with a warning for each).
+const CPU: &str = "EPYC,+svm,+npt,-fxsr-opt,-misalignsse,-osvw,-topoext,-nrip-save,-xsavec";
+
+enum Event {
+    Started(Duration),
+    Exit(i32),
+}
+
+/// Reads `<marker><token> <rest>` from a console line.
+fn marked<'a>(line: &'a str, marker: &str, token: &str) -> Option<&'a str> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    match marker {
+        EXIT_MARKER => {
+            // "<status> <token>"
+            let (status, tok) = rest.trim().split_once(' ')?;
+            (tok == token).then_some(status)
+        }
+        _ => rest.trim().strip_prefix(token).map(str::trim),
+    }
 }
 
 /// Runs `job` inside the test host, streaming its console to stdout, and
@@ -88,7 +112,7 @@ pub fn run(job: &Job, limits: Limits) -> Result<Finished, TestHostError> {
     let dir = job_dir();
     job.write(&dir)?;
     eprintln!(
-        "vigil: starting the nested test host (QEMU {version} TCG, EPYC+svm, {} vCPUs)",
+        "vigil: running inside the nested test host (QEMU {version} TCG, EPYC+svm, {} vCPUs)",
         limits.cpus
     );
     let result = boot(&image.kernel, &image.initrd, &dir, limits);
@@ -108,15 +132,17 @@ fn boot(
     dir: &std::path::Path,
     limits: Limits,
 ) -> Result<Finished, TestHostError> {
+    let token = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let started = Instant::now();
     let mut child = Command::new(QEMU)
-        .args([
-            "-accel",
-            "tcg,thread=multi",
-            "-M",
-            "q35",
-            "-cpu",
-            "EPYC,+svm,+npt",
-        ])
+        .args(["-accel", "tcg,thread=multi", "-M", "q35", "-cpu", CPU])
         .arg("-smp")
         .arg(limits.cpus.to_string())
         .arg("-m")
@@ -128,7 +154,7 @@ fn boot(
         .arg(initrd)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 quiet panic=-1 vigil_th={}",
+            "console=ttyS0 quiet panic=-1 vigil_th={} vigil_tok={token}",
             dir.display()
         ))
         .args([
@@ -148,27 +174,32 @@ fn boot(
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end_matches('\r');
-            match text.find(EXIT_MARKER) {
-                Some(at) => {
-                    let code = text[at + EXIT_MARKER.len()..]
-                        .trim()
-                        .parse::<i32>()
-                        .unwrap_or(-1);
-                    let _ = tx.send(code);
-                }
-                None => {
-                    let _ = writeln!(out, "{text}");
-                    console.push_str(text);
-                    console.push('\n');
-                }
+            if let Some(status) = marked(text, EXIT_MARKER, &token) {
+                let _ = tx.send(Event::Exit(status.parse().unwrap_or(-1)));
+                continue;
             }
+            if marked(text, START_MARKER, &token).is_some() {
+                let _ = tx.send(Event::Started(started.elapsed()));
+                let _ = writeln!(
+                    out,
+                    "vigil: test host reached the job after {:.1} s (guest uptime {} s)",
+                    started.elapsed().as_secs_f64(),
+                    marked(text, START_MARKER, &token).unwrap_or("?")
+                );
+                continue;
+            }
+            let _ = writeln!(out, "{text}");
+            console.push_str(text);
+            console.push('\n');
         }
         console
     });
     let deadline = Instant::now() + limits.timeout;
+    let mut boot_to_job = None;
     let status = loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(code) => break Some(code),
+            Ok(Event::Exit(code)) => break Some(code),
+            Ok(Event::Started(after)) => boot_to_job = Some(after),
             Err(mpsc::RecvTimeoutError::Disconnected) => break None,
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
                 let _ = child.kill();
@@ -189,5 +220,29 @@ fn boot(
     Ok(Finished {
         status: status.ok_or(TestHostError::NoStatus)?,
         console,
+        boot_to_job,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_need_this_runs_token() {
+        assert_eq!(
+            marked("vigil-testhost: exit 7 abc", EXIT_MARKER, "abc"),
+            Some("7")
+        );
+        assert_eq!(
+            marked("vigil-testhost: exit 0 forged", EXIT_MARKER, "abc"),
+            None
+        );
+        assert_eq!(marked("vigil-testhost: exit 0", EXIT_MARKER, "abc"), None);
+        assert_eq!(
+            marked("vigil-testhost: job starts abc 4.52", START_MARKER, "abc"),
+            Some("4.52")
+        );
+        assert_eq!(marked("unrelated", START_MARKER, "abc"), None);
+    }
 }
