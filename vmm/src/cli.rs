@@ -24,8 +24,59 @@ pub struct Cli {
 pub enum Command {
     /// Boot a guest and run it until it stops.
     Run(RunArgs),
+    /// Build the default Debian guest if needed and boot it (through the
+    /// nested test host where this host's KVM cannot boot Linux).
+    Demo,
     /// Talk to a running vigil over its control socket.
     Ctl(CtlArgs),
+    /// Guest images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Benchmarks against a peer measured in the same run (JSON lines).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// The host cipher engine.
+    #[command(subcommand)]
+    Crypto(vigil_crypto::cli::CryptoCommand),
+    /// LUKS containers on plain files, in cryptsetup's spirit.
+    #[command(subcommand)]
+    Luks(vigil_crypto::cli::LuksCommand),
+    /// Kernel images: profiles for introspection.
+    #[command(subcommand)]
+    Kernel(vigil_monitor::cli::KernelCommand),
+    /// Introspect a guest memory dump.
+    Inspect(vigil_monitor::cli::InspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build (or reuse) the default Debian guest and print its manifest.
+    Build,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time to the guest agent's ready line and peak RSS, vigil vs QEMU microvm.
+    Boot(BootBenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BootBenchArgs {
+    /// Boots per VMM.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory: u64,
+    /// Measure here, with the given files (used inside the test host).
+    #[arg(long, hide = true)]
+    pub here: bool,
+    #[arg(long, hide = true)]
+    pub kernel: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub initrd: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub vigil: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default, Clone)]

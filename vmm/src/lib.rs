@@ -15,6 +15,8 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod cpu;
+pub mod demo;
+pub mod guest_path;
 pub mod layout;
 pub mod legacy;
 pub mod memory;

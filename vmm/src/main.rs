@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vigil_vmm::cli::{Cli, Command};
+use vigil_vmm::cli::{BenchCommand, Cli, Command, ImageCommand};
 use vigil_vmm::config::HostLimits;
-use vigil_vmm::{api, runner};
+use vigil_vmm::{api, bench, demo, runner};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,6 +42,17 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             }
             Ok(status)
         }
+        Command::Demo => demo::run(),
+        Command::Image(ImageCommand::Build) => {
+            let image = vigil_images::default_guest()?;
+            println!("{}", std::fs::read_to_string(&image.manifest)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Boot(args)) => bench::boot::run_cli(&args),
+        Command::Crypto(cmd) => vigil_crypto::cli::run_crypto(cmd).map(|()| 0),
+        Command::Luks(cmd) => vigil_crypto::cli::run_luks(cmd).map(|()| 0),
+        Command::Kernel(cmd) => vigil_monitor::cli::run_kernel(cmd).map(|()| 0),
+        Command::Inspect(args) => vigil_monitor::cli::run_inspect(args).map(|()| 0),
         Command::Ctl(args) => {
             let (method, action) = args.action.request();
             let body = api::client::call(&args.api, method, action, None)?;

@@ -119,3 +119,73 @@ fn info(vm: &VmHandle) -> serde_json::Value {
         "guest_panicked": vm.console.panicked(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::client::{call, ClientError};
+    use crate::config::{Loader, VmConfig};
+    use crate::console::{ConsoleEvents, ConsoleOutput};
+    use crate::control::VmControl;
+    use crate::vm::VcpuThreads;
+
+    fn handle() -> Arc<VmHandle> {
+        Arc::new(VmHandle {
+            control: Arc::new(VmControl::new().unwrap()),
+            threads: Arc::new(VcpuThreads::default()),
+            config: VmConfig {
+                kernel: "/k".into(),
+                loader: Loader::Direct,
+                initrd: None,
+                cmdline: String::new(),
+                vcpus: 0,
+                memory_mib: 16,
+                hide_aes: false,
+                console: ConsoleOutput::Off,
+                api_socket: None,
+            },
+            console: Arc::new(ConsoleEvents::default()),
+        })
+    }
+
+    #[test]
+    fn serves_the_control_api_over_its_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let vm = handle();
+        spawn(bind(&sock).unwrap(), vm.clone()).unwrap();
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "only the owner may connect");
+
+        assert!(call(&sock, "GET", "vmm.ping", None)
+            .unwrap()
+            .contains("version"));
+        call(&sock, "PUT", "vm.pause", None).unwrap();
+        assert_eq!(vm.control.state(), RunState::Paused);
+        let info: serde_json::Value =
+            serde_json::from_str(&call(&sock, "GET", "vm.info", None).unwrap()).unwrap();
+        assert_eq!(info["state"], "Paused");
+        call(&sock, "PUT", "vm.resume", None).unwrap();
+        assert_eq!(vm.control.state(), RunState::Running);
+        assert!(matches!(
+            call(&sock, "DELETE", "vm.pause", None),
+            Err(ClientError::Status { status: 405, .. })
+        ));
+        assert!(matches!(
+            call(&sock, "GET", "vm.nonsense", None),
+            Err(ClientError::Status { status: 404, .. })
+        ));
+        call(&sock, "PUT", "vm.shutdown", None).unwrap();
+        assert_eq!(vm.control.exit_reason(), Some(VmExit::Shutdown));
+    }
+
+    #[test]
+    fn refuses_a_socket_in_use_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let live = bind(&sock).unwrap();
+        assert!(matches!(bind(&sock), Err(ApiError::InUse(_))));
+        drop(live);
+        assert!(bind(&sock).is_ok(), "a stale socket file is replaced");
+    }
+}

@@ -147,3 +147,49 @@ impl BootBench {
         }
     }
 }
+
+/// `vigil bench boot`: prepares the default guest here, then runs the
+/// comparison wherever a Linux guest can run (see [`crate::guest_path`]).
+pub fn run_cli(args: &crate::cli::BootBenchArgs) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let cmdline = format!("{} quiet vigil.reboot=1", crate::config::DEFAULT_CMDLINE);
+    if let (true, Some(kernel), Some(initrd)) = (args.here, &args.kernel, &args.initrd) {
+        let bench = BootBench {
+            vigil: args.vigil.clone().unwrap_or(std::env::current_exe()?),
+            qemu: "qemu-system-x86_64".into(),
+            kernel: kernel.clone(),
+            initrd: initrd.clone(),
+            cmdline,
+            memory_mib: args.memory,
+            runs: args.runs,
+        };
+        for result in bench.run()? {
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        return Ok(0);
+    }
+    let guest = crate::demo::prepare()?;
+    let vigil = std::env::current_exe().context("locating the vigil binary")?;
+    let mut cmd = crate::guest_path::GuestCommand::new(&vigil);
+    let kernel = cmd.file(&guest.image.kernel, "vmlinuz");
+    let initrd = cmd.file(&guest.image.initrd, "initramfs.cpio");
+    let staged_vigil = cmd.file(&vigil, "vigil");
+    let name = guest
+        .payload
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("payload");
+    cmd.file(&guest.payload, &format!("cache/payloads/{name}"));
+    cmd.staged_cache();
+    cmd.args(["bench", "boot", "--here", "--runs", &args.runs.to_string()])
+        .args(["--memory", &args.memory.to_string()])
+        .args([
+            "--kernel",
+            &kernel,
+            "--initrd",
+            &initrd,
+            "--vigil",
+            &staged_vigil,
+        ]);
+    Ok(cmd.run()?.status)
+}

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use vigil_images::cache_dir;
 use vigil_monitor::profile::{bzimage, decompress};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,19 +22,6 @@ pub enum PayloadError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// vigil's cache directory: `$VIGIL_CACHE`, else `$XDG_CACHE_HOME/vigil`,
-/// else `~/.cache/vigil`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VIGIL_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("vigil")
 }
 
 /// Returns the decompressed payload of `kernel`, extracting it on first use.
