@@ -10,6 +10,13 @@ fn profile() -> Option<KernelProfile> {
     let (again, src) = cache::load_or_build_in(&k, &dir).expect("cached profile");
     assert_eq!(src, cache::Source::Cache);
     assert_eq!(again.symbols.len(), p.symbols.len());
+    assert_eq!(again.structs, p.structs);
+    // A damaged cache entry is rebuilt, not trusted or fatal.
+    for e in std::fs::read_dir(&dir).expect("cache dir").flatten() {
+        std::fs::write(e.path(), b"\xff\xff\xff\xff garbage").expect("corrupt cache");
+    }
+    let (_, src) = cache::load_or_build_in(&k, &dir).expect("rebuilt profile");
+    assert_eq!(src, cache::Source::Built);
     let _ = std::fs::remove_dir_all(dir);
     Some(p)
 }

@@ -84,7 +84,7 @@ fn check(name: &str, want_lockdown: &str) {
     let ts = tasks::read(&k).expect("tasks");
     assert_eq!(ts[0].pid, 0);
     for (pid, pname, ids, caps) in &guest.tasks {
-        if pname == "awk" || pname == "sleep" {
+        if pname == "awk" {
             continue;
         }
         let t = ts
@@ -111,6 +111,18 @@ fn check(name: &str, want_lockdown: &str) {
             "pid {pid}"
         );
     }
+
+    // The fixture's init starts one task with inheritable+ambient caps and
+    // one as nobody; both must be seen with those credentials.
+    assert!(
+        ts.iter().any(|t| t.uid == 65534 && t.caps.effective == 0),
+        "no unprivileged task"
+    );
+    assert!(
+        ts.iter()
+            .any(|t| t.caps.ambient != 0 && t.caps.inheritable != 0),
+        "no task with ambient caps"
+    );
 
     // Registers and text hash.
     let regs = registers::read(&dump, 0).expect("regs");
