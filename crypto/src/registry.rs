@@ -393,6 +393,16 @@ pub fn software_impls() -> Vec<AlgImpl> {
             AlgKind::Verify(Arc::new(sig::EcdsaP384Verifier)),
         ),
     ];
+    #[cfg(target_arch = "x86_64")]
+    if software::xts_vaes::supported() {
+        v.push(AlgImpl::new(
+            "xts(aes)",
+            "xts-aes-vigil-vaes",
+            "vigil_sw",
+            460,
+            sk(Arc::new(software::xts_vaes::XtsVaesProvider)),
+        ));
+    }
     #[cfg(feature = "openssl")]
     {
         use software::openssl::{Mode, OsslGcm, OsslSha256, OsslSkcipher};

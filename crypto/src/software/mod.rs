@@ -7,3 +7,5 @@ pub mod modes;
 pub mod openssl;
 pub mod sig;
 pub mod xts;
+#[cfg(target_arch = "x86_64")]
+pub mod xts_vaes;

@@ -82,6 +82,13 @@ impl<
     }
 
     fn crypt(&self, iv: &[u8], data: &mut [u8], enc: bool) -> Result<()> {
+        let t0 = self.first_tweak(iv)?;
+        self.crypt_from(t0, data, enc)
+    }
+
+    /// XTS over `data` whose first block's tweak is `t0` (ciphertext
+    /// stealing included); lets other drivers hand over their tails.
+    pub(crate) fn crypt_from(&self, t0: u128, data: &mut [u8], enc: bool) -> Result<()> {
         if data.len() < BLOCK {
             return Err(CryptoError::InvalidLength {
                 alg: "xts(aes)",
@@ -89,7 +96,6 @@ impl<
                 why: "shorter than one block",
             });
         }
-        let t0 = self.first_tweak(iv)?;
         let tail = data.len() % BLOCK;
         if tail == 0 {
             self.run_blocks(t0, data, enc);
@@ -165,6 +171,17 @@ fn bad_key(len: usize) -> CryptoError {
         alg: "xts(aes)",
         len,
     }
+}
+
+/// XTS-AES-256 with the batched loop, for drivers that need a concrete type.
+pub(crate) fn new_xts_aes256<const R: usize>(key: &[u8]) -> Result<Xts<Aes256, R>> {
+    if key.len() != 64 {
+        return Err(bad_key(key.len()));
+    }
+    Ok(Xts {
+        data: Aes256::new_from_slice(&key[..32]).map_err(|_| bad_key(key.len()))?,
+        tweak: Aes256::new_from_slice(&key[32..]).map_err(|_| bad_key(key.len()))?,
+    })
 }
 
 /// `R` = blocks per cipher call; see [`Xts`].
