@@ -15,12 +15,31 @@ pub fn workspace_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Names a prebuilt agent binary to use instead of building one.
+pub const AGENT_ENV: &str = "VIGIL_AGENT";
+
 /// Builds `vigil-agent` (release, static, stripped) and returns its path.
 /// A separate target directory keeps this build from waiting on (or
-/// invalidating) the caller's own.
+/// invalidating) the caller's own. `$VIGIL_AGENT` names a prebuilt one;
+/// inside the test host an existing build is used as is (cargo under TCG
+/// is slow).
 pub fn build() -> Result<PathBuf, ImageError> {
+    if let Some(path) = std::env::var_os(AGENT_ENV) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(ImageError::Invalid(format!(
+                "{AGENT_ENV}={} is not a file",
+                path.display()
+            )));
+        }
+        return Ok(path);
+    }
     let workspace = workspace_dir();
     let target_dir = workspace.join("target").join("agent");
+    let binary = target_dir.join(TARGET).join("release").join("vigil-agent");
+    if std::env::var_os(crate::testhost::INSIDE_ENV).is_some() && binary.is_file() {
+        return Ok(binary);
+    }
     let _step = progress::step("building the guest agent (static)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
@@ -42,5 +61,5 @@ pub fn build() -> Result<PathBuf, ImageError> {
         )
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false"))?;
-    Ok(target_dir.join(TARGET).join("release").join("vigil-agent"))
+    Ok(binary)
 }

@@ -70,6 +70,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("temporary file"))?;
     tmp.write_all(bytes)
         .map_err(io_err(format!("write {}", path.display())))?;
+    // Images are read by other users' VMMs too; tempfile makes them 0600.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err(format!("chmod {}", path.display())))?;
+    }
     tmp.persist(path)
         .map_err(|e| ImageError::Io {
             what: format!("rename to {}", path.display()),

@@ -11,7 +11,7 @@ use crate::manifest::{Input, Manifest, Output};
 use crate::{agent, debian, io_err, modules, progress, ImageError};
 
 /// Bumped whenever the image layout changes, so caches are rebuilt.
-const FORMAT: &str = "vigil-guest-1";
+const FORMAT: &str = "vigil-guest-2";
 
 /// Modules for the virtio devices (PCI transport, rng, blk, crypto,
 /// console, vsock) and for IPsec and AF_ALG tests in the guest.
@@ -31,6 +31,18 @@ pub const GUEST_MODULES: &[&str] = &[
     "algif_rng",
 ];
 
+/// What to put in a guest beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// More modules (by name) to load after [`GUEST_MODULES`], with their
+    /// dependencies.
+    pub extra_modules: Vec<String>,
+    /// More files: (path inside the image, file on the host, mode).
+    pub extra_files: Vec<(String, PathBuf, u32)>,
+    /// Use this agent binary instead of building it.
+    pub agent: Option<PathBuf>,
+}
+
 /// A built guest: what `vigil run` needs to boot it.
 #[derive(Clone, Debug)]
 pub struct GuestImage {
@@ -44,22 +56,36 @@ pub struct GuestImage {
 
 /// Builds the default guest, or returns the cached build for these inputs.
 pub fn default_guest() -> Result<GuestImage, ImageError> {
+    build_guest(&BuildOptions::default())
+}
+
+/// Builds a guest with extra modules or files, cached like the default.
+pub fn build_guest(options: &BuildOptions) -> Result<GuestImage, ImageError> {
     let _lock = crate::cache::lock()?;
     let kernel = debian::kernel()?;
     let busybox = debian::fetch("busybox-static")?;
-    let agent = agent::build()?;
+    let agent = match &options.agent {
+        Some(path) => path.clone(),
+        None => agent::build()?,
+    };
     let agent_sha = sha256_file(&agent)?;
 
-    let key = hex::encode(Sha256::digest(
-        [
-            FORMAT,
-            &kernel.package.sha256,
-            &busybox.sha256,
-            &agent_sha,
-            &GUEST_MODULES.join(","),
-        ]
-        .join("\n"),
-    ));
+    let wanted: Vec<&str> = GUEST_MODULES
+        .iter()
+        .copied()
+        .chain(options.extra_modules.iter().map(String::as_str))
+        .collect();
+    let mut key_parts = vec![
+        FORMAT.to_owned(),
+        kernel.package.sha256.clone(),
+        busybox.sha256.clone(),
+        agent_sha.clone(),
+        wanted.join(","),
+    ];
+    for (path, file, mode) in &options.extra_files {
+        key_parts.push(format!("{path} {mode:o} {}", sha256_file(file)?));
+    }
+    let key = hex::encode(Sha256::digest(key_parts.join("\n")));
     let dir = cache_dir().join("images").join(&key[..16]);
     let image = GuestImage {
         kernel: kernel.vmlinuz.clone(),
@@ -73,12 +99,15 @@ pub fn default_guest() -> Result<GuestImage, ImageError> {
     }
 
     let _step = progress::step(format!("building initramfs {}", &key[..16]));
-    let order = modules::load_order(&kernel.modules_dir, GUEST_MODULES)?;
+    let order = modules::load_order(&kernel.modules_dir, &wanted)?;
     let mut builder = Builder::new();
     builder.busybox(&busybox.root.join("bin/busybox"))?;
     builder.copy("sbin/vigil-agent", 0o755, &agent)?;
     builder.symlink("init", "/sbin/vigil-agent");
     let module_names = builder.modules(&kernel.release, &kernel.modules_dir, &order)?;
+    for (path, file, mode) in &options.extra_files {
+        builder.copy(path.trim_start_matches('/'), *mode, file)?;
+    }
     let archive = builder.finish();
     write_atomic(&image.initrd, &archive)?;
 
@@ -96,6 +125,18 @@ pub fn default_guest() -> Result<GuestImage, ImageError> {
             },
         ],
         modules: module_names,
+        extra_files: options
+            .extra_files
+            .iter()
+            .map(|(path, file, _)| {
+                Ok(Input {
+                    name: path.clone(),
+                    version: String::new(),
+                    file: file.clone(),
+                    sha256: sha256_file(file)?,
+                })
+            })
+            .collect::<Result<_, ImageError>>()?,
         outputs: vec![output(&kernel.vmlinuz)?, output(&image.initrd)?],
     };
     let json = serde_json::to_vec_pretty(&manifest)

@@ -20,7 +20,8 @@ pub mod progress;
 pub mod testhost;
 
 pub use cache::cache_dir;
-pub use guest::{default_guest, GuestImage};
+pub use debian::{kernel as kernel_package, Kernel};
+pub use guest::{build_guest, default_guest, BuildOptions, GuestImage};
 
 use std::path::PathBuf;
 

@@ -26,5 +26,8 @@ pub struct Manifest {
     pub inputs: Vec<Input>,
     /// Modules in the initramfs, in load order.
     pub modules: Vec<String>,
+    /// Files added through `BuildOptions::extra_files`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_files: Vec<Input>,
     pub outputs: Vec<Output>,
 }

@@ -1,5 +1,7 @@
 //! Kernel modules and their load order, read from each module's own
-//! `.modinfo` section (`depends=`), so no depmod is needed on the host.
+//! `.modinfo` section (`depends=`): Debian's package ships no modules.dep
+//! (its postinst runs depmod), and this needs no depmod on the host. The
+//! tests check the result against depmod's modules.dep.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -7,6 +9,9 @@ use std::path::{Path, PathBuf};
 use goblin::elf::Elf;
 
 use crate::{io_err, ImageError};
+
+/// Module file suffixes: plain, and compressed (read with `modinfo`).
+const SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
 
 /// Module names use `_` where file names may use `-`.
 pub fn normalize(name: &str) -> String {
@@ -26,7 +31,7 @@ pub fn index(modules_dir: &Path) -> Result<BTreeMap<String, PathBuf>, ImageError
             } else if let Some(stem) = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".ko"))
+                .and_then(|n| SUFFIXES.iter().find_map(|s| n.strip_suffix(s)))
             {
                 found.insert(normalize(stem), path);
             }
@@ -52,6 +57,20 @@ pub fn depends(path: &Path) -> Result<Vec<String>, ImageError> {
         path: path.to_owned(),
         reason,
     };
+    if !path.to_string_lossy().ends_with(".ko") {
+        // Compressed: let kmod decompress it.
+        let out = crate::run(
+            std::process::Command::new("modinfo")
+                .args(["-F", "depends"])
+                .arg(path),
+        )?;
+        return Ok(String::from_utf8_lossy(&out)
+            .trim()
+            .split(',')
+            .map(normalize)
+            .filter(|d| !d.is_empty())
+            .collect());
+    }
     let bytes = std::fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
     let elf = Elf::parse(&bytes).map_err(|e| bad(e.to_string()))?;
     let section = elf

@@ -87,3 +87,84 @@ fn modules_come_after_their_dependencies() {
         "virtio_crypto's dependency"
     );
 }
+
+/// depmod's own modules.dep for the package's tree, built in a scratch
+/// directory (the package ships none): module path -> all its dependencies.
+fn depmod_deps(
+    modules_dir: &Path,
+    release: &str,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = scratch.path().join("lib/modules").join(release);
+    std::fs::create_dir_all(&tree).unwrap();
+    std::os::unix::fs::symlink(modules_dir.join("kernel"), tree.join("kernel")).unwrap();
+    for f in [
+        "modules.builtin",
+        "modules.order",
+        "modules.builtin.modinfo",
+    ] {
+        if modules_dir.join(f).exists() {
+            std::fs::copy(modules_dir.join(f), tree.join(f)).unwrap();
+        }
+    }
+    let depmod = ["/usr/sbin/depmod", "/sbin/depmod", "depmod"]
+        .into_iter()
+        .find(|d| !d.starts_with('/') || Path::new(d).exists())
+        .unwrap();
+    let status = std::process::Command::new(depmod)
+        .arg("-b")
+        .arg(scratch.path())
+        .arg(release)
+        .status()
+        .expect("depmod (kmod) is installed");
+    assert!(status.success());
+    std::fs::read_to_string(tree.join("modules.dep"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, deps)| {
+            (
+                m.to_owned(),
+                deps.split_whitespace().map(str::to_owned).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn module_order_agrees_with_depmod() {
+    let image = default_guest().unwrap();
+    let deps = depmod_deps(&image.modules_dir, &image.kernel_release);
+    let test_host_modules: &[&str] = &["kvm_amd", "virtio_pci", "9pnet_virtio", "9p"];
+    for wanted in [vigil_images::guest::GUEST_MODULES, test_host_modules] {
+        let order: Vec<String> = modules::load_order(&image.modules_dir, wanted)
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&image.modules_dir)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        for (i, module) in order.iter().enumerate() {
+            let needed = deps
+                .get(module)
+                .unwrap_or_else(|| panic!("{module} not in modules.dep"));
+            for dep in needed {
+                assert!(
+                    order[..i].contains(dep),
+                    "{module} is loaded before {dep}: {order:#?}"
+                );
+            }
+        }
+        // Nothing depmod would not ask for, beyond what was wanted.
+        for module in &order {
+            let name = modules::normalize(Path::new(module).file_stem().unwrap().to_str().unwrap());
+            assert!(
+                wanted.contains(&name.as_str()) || order.iter().any(|m| deps[m].contains(module)),
+                "{module} is not needed"
+            );
+        }
+    }
+}
