@@ -157,3 +157,52 @@ pub fn parse_console(text: &str) -> GuestReport {
     }
     r
 }
+
+/// The fixture `name`, building it with `fixtures/build.sh` (QEMU TCG,
+/// about a minute) when it is missing and QEMU plus the Debian kernel and
+/// its modules are at hand. None, with the reason on stderr, otherwise.
+pub fn ensure_fixture(name: &str, lockdown: &str) -> Option<PathBuf> {
+    if let Some(d) = fixture_dir(name) {
+        return Some(d);
+    }
+    let kernel = debian_kernel()?;
+    let modules = kernel.parent()?.parent()?.join("lib/modules");
+    if !modules.is_dir() {
+        eprintln!("cannot build fixture {name}: no {}", modules.display());
+        return None;
+    }
+    if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("cannot build fixture {name}: qemu-system-x86_64 not installed");
+        return None;
+    }
+    let root = std::env::var_os("VIGIL_FIXTURES")
+        .map(PathBuf::from)
+        .or_else(|| {
+            crate::profile::cache::cache_dir()
+                .parent()
+                .map(|p| p.join("fixtures"))
+        })?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/build.sh");
+    eprintln!("building fixture {name} under QEMU TCG (about a minute)");
+    let out = Command::new("sh")
+        .arg(script)
+        .arg(&kernel)
+        .arg(&modules)
+        .arg(root.join(name))
+        .arg(lockdown)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "fixture build failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    fixture_dir(name)
+}

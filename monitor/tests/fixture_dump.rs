@@ -7,10 +7,10 @@ use vigil_monitor::guest::coredump::CoreDump;
 use vigil_monitor::kaslr::{Kernel, SlideMethod};
 use vigil_monitor::profile::{cache, KernelProfile};
 use vigil_monitor::readers::{lockdown, modules, registers, tasks, text_hash};
-use vigil_monitor::test_support::{debian_kernel, fixture_dir, parse_console, GuestReport};
+use vigil_monitor::test_support::{debian_kernel, ensure_fixture, parse_console, GuestReport};
 
-fn load(name: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
-    let (Some(dir), Some(k)) = (fixture_dir(name), debian_kernel()) else {
+fn load(name: &str, lockdown: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
+    let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown), debian_kernel()) else {
         eprintln!("SKIP: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
         return None;
     };
@@ -27,7 +27,7 @@ fn load(name: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
 }
 
 fn check(name: &str, want_lockdown: &str) {
-    let Some((profile, dump, guest)) = load(name) else {
+    let Some((profile, dump, guest)) = load(name, want_lockdown) else {
         return;
     };
     let k = Kernel::new(&dump, &profile).expect("kaslr");
