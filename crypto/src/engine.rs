@@ -5,6 +5,7 @@
 
 use crate::algorithms::{Aead, HashProvider, Skcipher};
 use crate::error::{CryptoError, Result};
+use crate::registry::Registry;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,6 +19,30 @@ pub enum Transform {
         provider: Arc<dyn HashProvider>,
         key: Option<Vec<u8>>,
     },
+}
+
+impl Transform {
+    /// Keyed skcipher for `name` (algorithm or driver name) from `reg`.
+    pub fn skcipher(reg: &Registry, name: &str, key: &[u8]) -> Result<Self> {
+        Ok(Transform::Skcipher(Arc::from(
+            reg.lookup(name)?.skcipher(key)?,
+        )))
+    }
+    pub fn aead(reg: &Registry, name: &str, key: &[u8]) -> Result<Self> {
+        Ok(Transform::Aead(Arc::from(reg.lookup(name)?.aead(key)?)))
+    }
+    pub fn hash(reg: &Registry, name: &str, key: Option<&[u8]>) -> Result<Self> {
+        let provider = reg.lookup(name)?.hash()?.clone();
+        if provider.keyed() != key.is_some() {
+            return Err(CryptoError::BadKey(format!(
+                "{name}: key presence mismatch"
+            )));
+        }
+        Ok(Transform::Hash {
+            provider,
+            key: key.map(<[u8]>::to_vec),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -136,3 +136,14 @@ fn digest_requests_gather_segments() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn transforms_from_registry_names() {
+    let reg = Registry::with_defaults();
+    assert!(Transform::skcipher(&reg, "cbc(aes)", &[0u8; 16]).is_ok());
+    assert!(Transform::skcipher(&reg, "cbc(aes)", &[0u8; 15]).is_err());
+    assert!(Transform::aead(&reg, "gcm(aes)", &[0u8; 32]).is_ok());
+    assert!(Transform::hash(&reg, "hmac(sha256)", Some(b"k")).is_ok());
+    assert!(Transform::hash(&reg, "hmac(sha256)", None).is_err());
+    assert!(Transform::skcipher(&reg, "no-such-alg", &[0u8; 16]).is_err());
+}
