@@ -76,9 +76,12 @@ pub struct KeyArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LuksCommand {
-    /// Create a new LUKS2 container file (aes-xts-plain64).
+    /// Create a new container file (aes-xts-plain64, LUKS2 or LUKS1).
     Format {
         image: PathBuf,
+        /// luks2 (default) or luks1 (what QEMU reads; pbkdf2 only, 512-byte sectors).
+        #[arg(long = "type", default_value = "luks2")]
+        luks_type: String,
         /// Payload size in bytes.
         #[arg(long, default_value_t = 64 << 20)]
         size: u64,
@@ -139,6 +142,7 @@ pub fn run_luks(cmd: LuksCommand) -> anyhow::Result<()> {
     match cmd {
         LuksCommand::Format {
             image,
+            luks_type,
             size,
             sector_size,
             pbkdf,
@@ -147,6 +151,20 @@ pub fn run_luks(cmd: LuksCommand) -> anyhow::Result<()> {
             key,
         } => {
             let pass = passphrase(&key)?;
+            if luks_type == "luks1" {
+                let v =
+                    LuksVolume::create_luks1(&image, size, &pass, iterations.unwrap_or(600_000))?;
+                println!(
+                    "formatted {} (LUKS1, aes-xts-plain64, {} sectors)",
+                    image.display(),
+                    v.sectors()
+                );
+                return Ok(());
+            }
+            anyhow::ensure!(
+                luks_type == "luks2",
+                "unknown --type {luks_type} (luks1 or luks2)"
+            );
             let kdf = match pbkdf {
                 PbkdfChoice::Pbkdf2 => pbkdf2_kdf(iterations.unwrap_or(600_000))?,
                 PbkdfChoice::Argon2id => argon2id_kdf(iterations.unwrap_or(4), memory, 1)?,

@@ -21,6 +21,7 @@ fn luks_format_test_dump_add_remove() {
     std::fs::write(&k2, b"second").unwrap();
     run_luks(LuksCommand::Format {
         image: img.clone(),
+        luks_type: "luks2".into(),
         size: 1 << 20,
         sector_size: 4096,
         pbkdf: PbkdfChoice::Pbkdf2,
@@ -70,4 +71,47 @@ fn luks_format_test_dump_add_remove() {
 #[test]
 fn crypto_list_runs() {
     run_crypto(CryptoCommand::List).unwrap();
+}
+
+#[test]
+fn luks_format_luks1() {
+    let d = std::env::temp_dir().join(format!("vigil-cli1-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let k = d.join("k");
+    std::fs::write(&k, b"one").unwrap();
+    let img = d.join("l1.img");
+    run_luks(LuksCommand::Format {
+        image: img.clone(),
+        luks_type: "luks1".into(),
+        size: 1 << 20,
+        sector_size: 512,
+        pbkdf: PbkdfChoice::Pbkdf2,
+        iterations: Some(1000),
+        memory: 0,
+        key: key(&k),
+    })
+    .unwrap();
+    run_luks(LuksCommand::Dump {
+        image: img.clone(),
+        dump_volume_key: false,
+        key: key(&k),
+    })
+    .unwrap();
+    assert_eq!(
+        LuksVolume::open(&img, b"one").unwrap().version(),
+        vigil_crypto::luks::volume::LuksVersion::V1
+    );
+    assert!(run_luks(LuksCommand::Format {
+        image: d.join("x.img"),
+        luks_type: "luks3".into(),
+        size: 1 << 20,
+        sector_size: 512,
+        pbkdf: PbkdfChoice::Pbkdf2,
+        iterations: Some(1000),
+        memory: 0,
+        key: key(&k),
+    })
+    .is_err());
+    let _ = std::fs::remove_dir_all(d);
 }
