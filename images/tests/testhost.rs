@@ -1,7 +1,9 @@
 //! The nested test host boots, has a real KVM inside, and reports the
 //! exit status of what it ran.
 
-use vigil_images::testhost::{self, GuestPath, Job, Limits};
+use std::time::Duration;
+
+use vigil_images::testhost::{self, GuestPath, Job, Limits, TestHostError};
 
 #[test]
 fn runs_commands_with_a_real_kvm_and_reports_their_status() {
@@ -30,4 +32,13 @@ fn runs_commands_with_a_real_kvm_and_reports_their_status() {
     );
     let failed = testhost::run(&fails, limits).expect("test host runs");
     assert_eq!(failed.status, 7);
+
+    // A job that cannot finish in time is stopped with a clear error.
+    let short = Limits {
+        timeout: Duration::from_secs(2),
+        ..limits
+    };
+    let err =
+        testhost::run(&Job::new("/bin/sleep", vec!["600".into()]), short).expect_err("times out");
+    assert!(matches!(err, TestHostError::Timeout(_)), "{err}");
 }

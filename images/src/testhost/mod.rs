@@ -62,8 +62,13 @@ impl GuestPath {
     pub fn describe(self) -> String {
         match self {
             GuestPath::Direct if std::env::var_os(INSIDE_ENV).is_some() => {
-                "vigil: guest path: inside the nested test host (real KVM: kvm-amd on emulated SVM)"
-                    .into()
+                if Path::new("/sys/module/kvm_amd").exists() {
+                    "vigil: guest path: inside the nested test host (real KVM: kvm-amd on emulated SVM)"
+                        .into()
+                } else {
+                    "vigil: guest path: inside the nested test host, but kvm_amd is not loaded"
+                        .into()
+                }
             }
             GuestPath::Direct => "vigil: guest path: directly on this host's KVM".into(),
             GuestPath::Nested(why) => format!(
