@@ -4,3 +4,4 @@
 
 pub mod guest_write;
 pub mod pci;
+pub mod virtio;
