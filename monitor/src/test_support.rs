@@ -94,6 +94,8 @@ pub struct GuestReport {
     pub lockdown: String,
     /// pid, name, uid fields (real, effective, saved, fs), caps (inh, prm, eff, bnd, amb).
     pub tasks: Vec<(i32, String, [u32; 4], [u64; 5])>,
+    /// Physical start of "Kernel code" in /proc/iomem.
+    pub kernel_code_phys: Option<u64>,
     /// (address, type, name) sampled from /proc/kallsyms.
     pub kallsyms: Vec<(u64, char, String)>,
 }
@@ -107,6 +109,7 @@ pub fn parse_console(text: &str) -> GuestReport {
             section = match &line[pos + 4..] {
                 "MODULES" => "m",
                 "LOCKDOWN" => "l",
+                "IOMEM" => "i",
                 "TASKS" => "t",
                 "KALLSYMS" => "k",
                 _ => "",
@@ -119,6 +122,12 @@ pub fn parse_console(text: &str) -> GuestReport {
                 if f.len() >= 6 {
                     let addr = u64::from_str_radix(f[5].trim_start_matches("0x"), 16).unwrap_or(0);
                     r.modules.push((f[0].to_string(), f[4].to_string(), addr));
+                }
+            }
+            "i" => {
+                if let Some(range) = line.strip_prefix("I|") {
+                    let start = range.split('-').next().unwrap_or("");
+                    r.kernel_code_phys = u64::from_str_radix(start, 16).ok();
                 }
             }
             "l" => {
@@ -161,7 +170,7 @@ pub fn parse_console(text: &str) -> GuestReport {
 /// The fixture `name`, building it with `fixtures/build.sh` (QEMU TCG,
 /// about a minute) when it is missing and QEMU plus the Debian kernel and
 /// its modules are at hand. None, with the reason on stderr, otherwise.
-pub fn ensure_fixture(name: &str, lockdown: &str) -> Option<PathBuf> {
+pub fn ensure_fixture(name: &str, lockdown: &str, extra_cmdline: &str) -> Option<PathBuf> {
     if let Some(d) = fixture_dir(name) {
         return Some(d);
     }
@@ -194,6 +203,7 @@ pub fn ensure_fixture(name: &str, lockdown: &str) -> Option<PathBuf> {
         .arg(&modules)
         .arg(root.join(name))
         .arg(lockdown)
+        .arg(extra_cmdline)
         .output()
         .ok()?;
     if !out.status.success() {

@@ -9,8 +9,8 @@ use vigil_monitor::profile::{cache, KernelProfile};
 use vigil_monitor::readers::{lockdown, modules, registers, tasks, text_hash};
 use vigil_monitor::test_support::{debian_kernel, ensure_fixture, parse_console, GuestReport};
 
-fn load(name: &str, lockdown: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
-    let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown), debian_kernel()) else {
+fn load(name: &str, lockdown: &str, extra: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
+    let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown, extra), debian_kernel()) else {
         eprintln!("SKIP: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
         return None;
     };
@@ -26,13 +26,24 @@ fn load(name: &str, lockdown: &str) -> Option<(KernelProfile, CoreDump, GuestRep
     Some((profile, dump, parse_console(&text)))
 }
 
-fn check(name: &str, want_lockdown: &str) {
-    let Some((profile, dump, guest)) = load(name, want_lockdown) else {
-        return;
-    };
+fn check(name: &str, want_lockdown: &str) -> Option<usize> {
+    check_with(name, want_lockdown, "")
+}
+
+fn check_with(name: &str, want_lockdown: &str, extra: &str) -> Option<usize> {
+    let (profile, dump, guest) = load(name, want_lockdown, extra)?;
+    assert!(
+        guest.tasks.len() > 10 && guest.modules.len() == 2,
+        "console parse: {guest:?}"
+    );
     let k = Kernel::new(&dump, &profile).expect("kaslr");
     // A QEMU dump has no MSRs: the slide must come from the IDT.
     assert_eq!(k.kaslr.method, SlideMethod::Idt);
+
+    // Physical placement from the page tables matches /proc/iomem.
+    if let Some(pa) = guest.kernel_code_phys {
+        assert_eq!(k.kaslr.text_phys, pa, "_text physical address");
+    }
 
     // Symbols: >= 99.9% of the printed kallsyms equal profile + slide.
     let mut by_name: HashMap<&str, Vec<u64>> = HashMap::new();
@@ -130,6 +141,7 @@ fn check(name: &str, want_lockdown: &str) {
     assert_eq!(regs.lstar, None);
     let h = text_hash::read(&k).expect("text hash");
     assert_eq!(h.text_sha256.len(), 64);
+    Some(ts.len())
 }
 
 #[test]
@@ -140,4 +152,12 @@ fn dump_lockdown_integrity() {
 #[test]
 fn dump_lockdown_none() {
     check("none", "none");
+}
+
+/// A guest whose init started 1000 extra tasks (`vigil_tasks=1000`).
+#[test]
+fn dump_with_1000_tasks() {
+    if let Some(n) = check_with("many1000", "none", "vigil_tasks=1000") {
+        assert!(n > 1000, "{n} tasks");
+    }
 }
