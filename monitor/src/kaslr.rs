@@ -221,6 +221,35 @@ impl<'a, V: GuestView + ?Sized> Kernel<'a, V> {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Read the span of `strukt` at `obj` covering `fields` in one go, so a
+    /// reader pays one memory access per object rather than one per field.
+    pub fn snapshot(
+        &self,
+        obj: u64,
+        strukt: &str,
+        fields: &[&str],
+    ) -> Result<Snapshot, GuestError> {
+        let mut lo = u64::MAX;
+        let mut hi = 0u64;
+        for f in fields {
+            let f = self.profile.field(strukt, f)?;
+            lo = lo.min(f.offset);
+            hi = hi.max(f.offset + f.size.clamp(1, 256));
+        }
+        if lo > hi || hi - lo > 1 << 16 {
+            return Err(GuestError::ProfileLacks(format!(
+                "sane field span in {strukt}"
+            )));
+        }
+        let mut buf = vec![0u8; (hi - lo) as usize];
+        self.read(obj.wrapping_add(lo), &mut buf)?;
+        Ok(Snapshot {
+            strukt: strukt.to_string(),
+            lo,
+            buf,
+        })
+    }
+
     /// NUL-terminated string field (char array) of at most its BTF size.
     pub fn str_field(&self, obj: u64, strukt: &str, field: &str) -> Result<String, GuestError> {
         let f = self.profile.field(strukt, field)?;
@@ -228,6 +257,49 @@ impl<'a, V: GuestView + ?Sized> Kernel<'a, V> {
         let mut b = vec![0u8; n];
         self.read(obj.wrapping_add(f.offset), &mut b)?;
         let end = b.iter().position(|&c| c == 0).unwrap_or(n);
+        Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+    }
+}
+
+/// Bytes of part of one kernel object, read at once (see [`Kernel::snapshot`]).
+pub struct Snapshot {
+    strukt: String,
+    lo: u64,
+    buf: Vec<u8>,
+}
+
+impl Snapshot {
+    fn bytes<'s>(
+        &'s self,
+        profile: &KernelProfile,
+        field: &str,
+        max: usize,
+    ) -> Result<&'s [u8], GuestError> {
+        let f = profile.field(&self.strukt, field)?;
+        let n = usize::try_from(f.size).unwrap_or(max).clamp(1, max);
+        let start = f
+            .offset
+            .checked_sub(self.lo)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(|| {
+                GuestError::ProfileLacks(format!("{}.{field} in snapshot", self.strukt))
+            })?;
+        crate::bytes::slice(&self.buf, start, n)
+            .ok_or_else(|| GuestError::ProfileLacks(format!("{}.{field} in snapshot", self.strukt)))
+    }
+
+    /// Integer field (1-8 bytes, little-endian).
+    pub fn get(&self, profile: &KernelProfile, field: &str) -> Result<u64, GuestError> {
+        let b = self.bytes(profile, field, 8)?;
+        let mut v = [0u8; 8];
+        v[..b.len()].copy_from_slice(b);
+        Ok(u64::from_le_bytes(v))
+    }
+
+    /// char-array field up to its first NUL.
+    pub fn string(&self, profile: &KernelProfile, field: &str) -> Result<String, GuestError> {
+        let b = self.bytes(profile, field, 256)?;
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         Ok(String::from_utf8_lossy(&b[..end]).into_owned())
     }
 }

@@ -32,33 +32,46 @@ pub struct TaskInfo {
     pub cred_override: bool,
 }
 
-fn caps<V: GuestView + ?Sized>(k: &Kernel<V>, cred: u64) -> Result<Caps, GuestError> {
-    let c = |f: &str| k.field(cred, "cred", f);
-    Ok(Caps {
-        inheritable: c("cap_inheritable")?,
-        permitted: c("cap_permitted")?,
-        effective: c("cap_effective")?,
-        bounding: c("cap_bset")?,
-        ambient: c("cap_ambient")?,
-    })
-}
+const TASK_FIELDS: &[&str] = &["pid", "tgid", "comm", "real_cred", "cred"];
+const CRED_FIELDS: &[&str] = &[
+    "uid",
+    "euid",
+    "suid",
+    "fsuid",
+    "gid",
+    "egid",
+    "cap_inheritable",
+    "cap_permitted",
+    "cap_effective",
+    "cap_bset",
+    "cap_ambient",
+];
 
 pub fn read_task<V: GuestView + ?Sized>(k: &Kernel<V>, t: u64) -> Result<TaskInfo, GuestError> {
-    let real = k.field(t, "task_struct", "real_cred")?;
-    let cred = k.field(t, "task_struct", "cred")?;
-    let id = |f: &str| k.field(real, "cred", f).map(|v| v as u32);
+    let p = k.profile;
+    let ts = k.snapshot(t, "task_struct", TASK_FIELDS)?;
+    let real = ts.get(p, "real_cred")?;
+    let cred = ts.get(p, "cred")?;
+    let c = k.snapshot(real, "cred", CRED_FIELDS)?;
+    let id = |f: &str| c.get(p, f).map(|v| v as u32);
     Ok(TaskInfo {
         addr: t,
-        pid: k.field(t, "task_struct", "pid")? as i32,
-        tgid: k.field(t, "task_struct", "tgid")? as i32,
-        comm: k.str_field(t, "task_struct", "comm")?,
+        pid: ts.get(p, "pid")? as i32,
+        tgid: ts.get(p, "tgid")? as i32,
+        comm: ts.string(p, "comm")?,
         uid: id("uid")?,
         euid: id("euid")?,
         suid: id("suid")?,
         fsuid: id("fsuid")?,
         gid: id("gid")?,
         egid: id("egid")?,
-        caps: caps(k, real)?,
+        caps: Caps {
+            inheritable: c.get(p, "cap_inheritable")?,
+            permitted: c.get(p, "cap_permitted")?,
+            effective: c.get(p, "cap_effective")?,
+            bounding: c.get(p, "cap_bset")?,
+            ambient: c.get(p, "cap_ambient")?,
+        },
         cred_override: cred != real,
     })
 }
