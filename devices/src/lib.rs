@@ -4,4 +4,8 @@
 
 pub mod guest_write;
 pub mod pci;
+pub mod rng;
 pub mod virtio;
+
+#[cfg(test)]
+mod test_utils;
