@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod modules;
 pub mod progress;
 pub mod testhost;
+pub mod vmlinux;
 
 pub use cache::cache_dir;
 pub use debian::{kernel as kernel_package, Kernel};

@@ -52,6 +52,8 @@ echo "vigil-testhost: exit $? $tok"
 
 #[derive(Clone, Debug)]
 pub struct TestHostImage {
+    /// The uncompressed vmlinux (booted through PVH), or the bzImage if
+    /// it could not be extracted.
     pub kernel: PathBuf,
     pub initrd: PathBuf,
 }
@@ -67,8 +69,15 @@ pub fn build_image() -> Result<TestHostImage, ImageError> {
     let initrd = cache_dir()
         .join("testhost")
         .join(format!("{}.cpio", &key[..16]));
+    let kernel_file = match crate::vmlinux::extract(&kernel.vmlinuz) {
+        Ok(elf) => elf,
+        Err(e) => {
+            eprintln!("vigil images: booting the test host from the bzImage (slower): {e}");
+            kernel.vmlinuz.clone()
+        }
+    };
     let image = TestHostImage {
-        kernel: kernel.vmlinuz.clone(),
+        kernel: kernel_file,
         initrd,
     };
     if image.initrd.is_file() {

@@ -147,7 +147,16 @@ fn boot(
         .arg(limits.cpus.to_string())
         .arg("-m")
         .arg(limits.memory_mib.to_string())
-        .args(["-nographic", "-no-reboot", "-net", "none"])
+        // No VGA, NIC or other default devices: their option ROMs cost
+        // seconds under TCG. The console is the first serial port.
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
