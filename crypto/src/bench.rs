@@ -179,15 +179,24 @@ pub fn run(
             continue;
         }
         for &threads in &cfg.threads {
+            // Rounds interleave the peer and every implementation, so all of
+            // them sample the same stretch of a shared, noisy host; each keeps
+            // its best round.
             let reps = cfg.repeats.max(1);
             let slice = cfg.duration / reps;
-            let peer = if cfg.with_openssl {
-                (0..reps)
-                    .filter_map(|_| openssl_speed(evp, len, threads, slice.as_secs().max(1)))
-                    .reduce(f64::max)
-            } else {
-                None
-            };
+            let impls = reg.implementations(name);
+            let mut peer: Option<f64> = None;
+            let mut best = vec![0f64; impls.len()];
+            for _ in 0..reps {
+                if cfg.with_openssl {
+                    if let Some(b) = openssl_speed(evp, len, threads, slice.as_secs().max(1)) {
+                        peer = Some(peer.map_or(b, |p| p.max(b)));
+                    }
+                }
+                for (k, imp) in impls.iter().enumerate() {
+                    best[k] = best[k].max(measure(imp, key_len, len, threads, slice)?);
+                }
+            }
             if let Some(bps) = peer {
                 let row = BenchRow {
                     algorithm: name.into(),
@@ -202,11 +211,7 @@ pub fn run(
                 emit(&row);
                 rows.push(row);
             }
-            for imp in reg.implementations(name) {
-                let mut bps = 0f64;
-                for _ in 0..reps {
-                    bps = bps.max(measure(&imp, key_len, len, threads, slice)?);
-                }
+            for (imp, bps) in impls.iter().zip(best) {
                 let row = BenchRow {
                     algorithm: name.into(),
                     implementation: imp.driver.clone(),
