@@ -10,6 +10,9 @@ pub fn debian_kernel() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("VIGIL_KERNEL") {
         return Some(PathBuf::from(p));
     }
+    // Tests in one binary run in parallel: fetch once.
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::profile::cache::cache_dir()
         .parent()
         .map(|p| p.join("kernel"))
@@ -171,10 +174,19 @@ pub fn parse_console(text: &str) -> GuestReport {
 /// about a minute) when it is missing and QEMU plus the Debian kernel and
 /// its modules are at hand. None, with the reason on stderr, otherwise.
 pub fn ensure_fixture(name: &str, lockdown: &str, extra_cmdline: &str) -> Option<PathBuf> {
-    if let Some(d) = fixture_dir(name) {
-        return Some(d);
-    }
     let kernel = debian_kernel()?;
+    if let Some(d) = fixture_dir(name) {
+        // Rebuild a fixture made from another kernel (e.g. after a Debian update).
+        let want = std::fs::read(&kernel).ok().map(|b| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(b))
+        });
+        let have = std::fs::read_to_string(d.join("kernel.sha256")).ok();
+        if want.is_some() && have.as_deref().map(str::trim) == want.as_deref() {
+            return Some(d);
+        }
+        eprintln!("fixture {name} was made from another kernel: rebuilding");
+    }
     let modules = kernel.parent()?.parent()?.join("lib/modules");
     if !modules.is_dir() {
         eprintln!("cannot build fixture {name}: no {}", modules.display());
