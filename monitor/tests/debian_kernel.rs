@@ -24,7 +24,7 @@ fn profile() -> Option<KernelProfile> {
 #[test]
 fn debian_profile_facts() {
     let Some(p) = profile() else {
-        eprintln!("SKIP: no Debian kernel");
+        eprintln!("SKIPPED: no Debian kernel");
         return;
     };
     // kallsyms_num_syms of Debian 6.1.0-56 is 94266 (measured).

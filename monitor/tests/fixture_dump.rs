@@ -11,13 +11,13 @@ use vigil_monitor::test_support::{debian_kernel, ensure_fixture, parse_console, 
 
 fn load(name: &str, lockdown: &str, extra: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
     let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown, extra), debian_kernel()) else {
-        eprintln!("SKIP: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
+        eprintln!("SKIPPED: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
         return None;
     };
     let (profile, _) = cache::load_or_build(&k).expect("profile");
     if let Ok(sha) = std::fs::read_to_string(dir.join("kernel.sha256")) {
         if sha.trim() != profile.measurements.image_sha256 {
-            eprintln!("SKIP: fixture {name} was made with another kernel");
+            eprintln!("SKIPPED: fixture {name} was made with another kernel");
             return None;
         }
     }

@@ -80,7 +80,7 @@ fn clear_errors_for_bad_images() {
 #[test]
 fn truncated_debian_image() {
     let Some(k) = vigil_monitor::test_support::debian_kernel() else {
-        eprintln!("SKIP: no Debian kernel");
+        eprintln!("SKIPPED: no Debian kernel");
         return;
     };
     let img = std::fs::read(k).unwrap();
