@@ -11,7 +11,9 @@ use vigil_monitor::test_support::{debian_kernel, ensure_fixture, parse_console, 
 
 fn load(name: &str, lockdown: &str, extra: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
     let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown, extra), debian_kernel()) else {
-        eprintln!("SKIPPED: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)");
+        eprintln!(
+            "SKIPPED: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)"
+        );
         return None;
     };
     let (profile, _) = cache::load_or_build(&k).expect("profile");
