@@ -105,3 +105,56 @@ fn random_header_mutations_never_panic() {
     }
     let _ = std::fs::remove_file(p);
 }
+
+#[test]
+fn hostile_json_with_valid_checksums_is_rejected() {
+    use std::os::unix::fs::FileExt;
+    use vigil_crypto::luks::luks2::Luks2Header;
+    let p = fresh("json");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    let read = |o: u64, b: &mut [u8]| f.read_exact_at(b, o);
+    let orig = Luks2Header::read(&read, len).unwrap();
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("/keyslots/0/area/key_size", serde_json::json!(1u64 << 40)),
+        ("/keyslots/0/af/stripes", serde_json::json!(0)),
+        (
+            "/keyslots/0/kdf",
+            serde_json::json!({"type": "argon2id", "time": 1, "memory": u64::MAX, "cpus": 1, "salt": "AAAA"}),
+        ),
+        (
+            "/keyslots/0/kdf",
+            serde_json::json!({"type": "argon2id", "time": 1, "memory": 1u64 << 31, "cpus": 1, "salt": "AAAA"}),
+        ),
+        (
+            "/segments/0/encryption",
+            serde_json::json!("serpent-cbc-essiv:sha256"),
+        ),
+        ("/segments/0/sector_size", serde_json::json!(3)),
+        ("/segments/0/offset", serde_json::json!("not a number")),
+        ("/digests/0/digest", serde_json::json!("!!!")),
+    ];
+    for (ptr, val) in cases {
+        let mut h = orig.clone();
+        *h.json.pointer_mut(ptr).unwrap() = val;
+        h.seqid += 10;
+        f.write_all_at(&h.serialize_copy(false).unwrap(), 0)
+            .unwrap();
+        f.write_all_at(&h.serialize_copy(true).unwrap(), h.hdr_size)
+            .unwrap();
+        let r = LuksVolume::open(&p, b"pw");
+        assert!(
+            matches!(
+                r,
+                Err(LuksError::CorruptHeader(_)) | Err(LuksError::UnsupportedCipher(_))
+            ),
+            "{ptr}: {:?}",
+            r.err()
+        );
+    }
+    let _ = std::fs::remove_file(p);
+}

@@ -94,9 +94,10 @@ fn parse_kdf(k: &Value) -> LuksResult<Kdf> {
             salt: b64(&k["salt"], "kdf salt")?,
         }),
         Some("argon2id") => Ok(Kdf::Argon2id {
-            time: num(&k["time"], "time")? as u32,
-            memory_kib: num(&k["memory"], "memory")? as u32,
-            cpus: num(&k["cpus"], "cpus")? as u32,
+            time: u32::try_from(num(&k["time"], "time")?).map_err(|_| corrupt("time"))?,
+            memory_kib: u32::try_from(num(&k["memory"], "memory")?)
+                .map_err(|_| corrupt("memory"))?,
+            cpus: u32::try_from(num(&k["cpus"], "cpus")?).map_err(|_| corrupt("cpus"))?,
             salt: b64(&k["salt"], "kdf salt")?,
         }),
         other => Err(LuksError::UnsupportedCipher(format!("kdf {other:?}"))),
@@ -223,6 +224,12 @@ impl Luks2Header {
                 if stripes == 0 || stripes > 65536 || key_size == 0 || key_size > 512 {
                     return Err(corrupt("keyslot sizes"));
                 }
+                let area_key_size = num(&k["area"]["key_size"], "area key_size")? as usize;
+                if area_key_size != 32 && area_key_size != 64 {
+                    return Err(LuksError::UnsupportedCipher(format!(
+                        "keyslot area key of {area_key_size} bytes"
+                    )));
+                }
                 slots.push(Keyslot {
                     id: id.clone(),
                     key_size,
@@ -230,7 +237,7 @@ impl Luks2Header {
                     af_hash: HashSpec::parse(k["af"]["hash"].as_str().unwrap_or(""))?,
                     area_offset: num_str(&k["area"]["offset"], "area offset")?,
                     area_size: num_str(&k["area"]["size"], "area size")?,
-                    area_key_size: num(&k["area"]["key_size"], "area key_size")? as usize,
+                    area_key_size,
                     kdf: parse_kdf(&k["kdf"])?,
                 });
             }
