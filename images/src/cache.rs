@@ -62,6 +62,31 @@ pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// [`sha256_file`], remembered in a `.<name>.sha256` file beside `path`
+/// and reused while the file's size and mtime are unchanged: hashing the
+/// 70 MB kernel package on every call costs seconds in debug builds.
+pub fn sha256_cached(path: &Path) -> Result<String, ImageError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(io_err(format!("stat {}", path.display())))?;
+    let stamp = format!("{} {} {}", meta.len(), meta.mtime(), meta.mtime_nsec());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let memo = path.with_file_name(format!(".{name}.sha256"));
+    if let Ok(text) = std::fs::read_to_string(&memo) {
+        if let Some((seen, sha)) = text.trim().rsplit_once(' ') {
+            if seen == stamp && sha.len() == 64 {
+                return Ok(sha.to_owned());
+            }
+        }
+    }
+    let sha = sha256_file(path)?;
+    // Best effort: a read-only directory just means hashing again.
+    let _ = write_atomic(&memo, format!("{stamp} {sha}\n").as_bytes());
+    Ok(sha)
+}
+
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     use std::io::Write;
@@ -83,4 +108,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
             source: e.error,
         })
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_hash_follows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.deb");
+        std::fs::write(&f, b"one").unwrap();
+        assert_eq!(sha256_cached(&f).unwrap(), sha256_file(&f).unwrap());
+        assert!(dir.path().join(".x.deb.sha256").is_file());
+        assert_eq!(sha256_cached(&f).unwrap(), sha256_file(&f).unwrap());
+        // Changed contents (and size): hashed again.
+        std::fs::write(&f, b"second").unwrap();
+        assert_eq!(sha256_cached(&f).unwrap(), sha256_file(&f).unwrap());
+    }
 }

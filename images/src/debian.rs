@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache::{cache_dir, sha256_file};
+use crate::cache::{cache_dir, sha256_cached};
 use crate::{io_err, progress, run, ImageError};
 
 /// An extracted package.
@@ -61,7 +61,7 @@ pub fn fetch(name: &str) -> Result<Package, ImageError> {
             dest
         }
     };
-    let sha256 = sha256_file(&deb)?;
+    let sha256 = sha256_cached(&deb)?;
     let root = cache_dir().join("pkgs").join(&sha256[..16]);
     if !root.join(".extracted").exists() {
         let _step = progress::step(format!("extracting {name}"));

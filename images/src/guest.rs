@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::cache::{cache_dir, sha256_file, write_atomic};
+use crate::cache::{cache_dir, sha256_cached, sha256_file, write_atomic};
 use crate::initramfs::Builder;
 use crate::manifest::{Input, Manifest, Output};
 use crate::{agent, debian, io_err, modules, progress, ImageError};
@@ -68,7 +68,7 @@ pub fn build_guest(options: &BuildOptions) -> Result<GuestImage, ImageError> {
         Some(path) => path.clone(),
         None => agent::build()?,
     };
-    let agent_sha = sha256_file(&agent)?;
+    let agent_sha = sha256_cached(&agent)?;
 
     let wanted: Vec<&str> = GUEST_MODULES
         .iter()

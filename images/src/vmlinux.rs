@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache::{cache_dir, sha256_file, write_atomic};
+use crate::cache::{cache_dir, sha256_cached, write_atomic};
 use crate::{io_err, progress, run, ImageError};
 
 /// The compressed payload of a bzImage: (offset, length) in the file,
@@ -58,7 +58,7 @@ fn decompressor(payload: &[u8]) -> Result<&'static [&'static str], ImageError> {
 /// Decompresses `bzimage`'s kernel into the cache (by the image's hash)
 /// and returns the path of the ELF vmlinux.
 pub fn extract(bzimage: &Path) -> Result<PathBuf, ImageError> {
-    let sha = sha256_file(bzimage)?;
+    let sha = sha256_cached(bzimage)?;
     let out = cache_dir()
         .join("vmlinux")
         .join(format!("{}.elf", &sha[..16]));
