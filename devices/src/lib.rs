@@ -2,6 +2,7 @@
 //! modern transport, and the rng, blk devices. Nothing here depends on the
 //! VMM; it wires these in through the traits and calls documented on each type.
 
+pub mod blk;
 pub mod guest_write;
 pub mod pci;
 pub mod rng;
