@@ -6,9 +6,14 @@
 //! does what the kernel command line asks:
 //!
 //! - `vigil.run="<shell command>"`: run it with /bin/sh and print
-//!   `vigil-agent: exit <status>`;
+//!   `vigil-agent: exit <status>`, then reboot; `vigil.run64=<base64>`
+//!   does the same for commands containing `"` (which the kernel command
+//!   line cannot quote);
 //! - `vigil.reboot=1`: sync and reboot, which ends vigil (`reboot=k`);
 //! - otherwise: a shell on the console, and a reboot when it exits.
+//!
+//! It is the initramfs's `/init` itself (a symlink to /sbin/vigil-agent),
+//! with busybox and its applet links beside it for shells and commands.
 //!
 //! It is a convenience for tests and demos, never a source of truth for
 //! the monitor. As PID 1 it must never panic: that would panic the kernel.
