@@ -163,3 +163,42 @@ pub(crate) fn output(path: &std::path::Path) -> Result<Output, ImageError> {
             .len(),
     })
 }
+
+/// The kernel command-line option that makes the guest agent run
+/// `command` with /bin/sh, print `vigil-agent: exit <status>` and reboot.
+/// Base64 (`vigil.run64=`), because the kernel cannot quote `"`.
+pub fn agent_run_option(command: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("vigil.run64=");
+    for chunk in command.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The agent's ready line prefix and exit line prefix on the console.
+pub const AGENT_READY: &str = "vigil-agent: ready ";
+pub const AGENT_EXIT: &str = "vigil-agent: exit ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_option_is_base64() {
+        assert_eq!(
+            agent_run_option("echo \"a b\"; exit 3"),
+            "vigil.run64=ZWNobyAiYSBiIjsgZXhpdCAz"
+        );
+        assert_eq!(agent_run_option("hi"), "vigil.run64=aGk");
+        assert_eq!(agent_run_option(""), "vigil.run64=");
+    }
+}
