@@ -29,6 +29,9 @@ pub enum Command {
     Demo,
     /// Talk to a running vigil over its control socket.
     Ctl(CtlArgs),
+    /// What this host offers: KVM flavour, where Linux guests will run,
+    /// QEMU for the nested test host.
+    Doctor,
     /// Guest images.
     #[command(subcommand)]
     Image(ImageCommand),

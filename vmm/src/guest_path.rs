@@ -113,3 +113,28 @@ impl GuestCommand {
         Ok((status, output))
     }
 }
+
+/// For a test that needs a real KVM (not merely /dev/kvm): returns true
+/// when the test should run here. Otherwise it runs the test named `test`
+/// of the current test binary inside the nested test host, panics if it
+/// failed there, and returns false so the caller stops.
+pub fn run_test_on_real_kvm(test: &str) -> bool {
+    let path = GuestPath::detect();
+    eprintln!("{}", path.describe());
+    if path == GuestPath::Direct {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let job = Job::new(
+        exe,
+        vec!["--exact".into(), test.into(), "--nocapture".into()],
+    );
+    let done = testhost::run(&job, Limits::default()).expect("nested test host runs");
+    assert!(
+        done.console.contains("test result: ok. 1 passed"),
+        "{test} failed in the nested test host (status {})",
+        done.status
+    );
+    assert_eq!(done.status, 0, "{test} in the nested test host");
+    false
+}

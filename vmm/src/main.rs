@@ -43,6 +43,10 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             Ok(status)
         }
         Command::Demo => demo::run(),
+        Command::Doctor => {
+            doctor();
+            Ok(0)
+        }
         Command::Image(ImageCommand::Build) => {
             let image = vigil_images::default_guest()?;
             println!("{}", std::fs::read_to_string(&image.manifest)?);
@@ -62,4 +66,29 @@ fn execute(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn doctor() {
+    use vigil_images::testhost::{qemu_version, GuestPath};
+    let kvm: Vec<String> = std::fs::read_dir("/sys/module")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|m| m.starts_with("kvm"))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "/dev/kvm: {}",
+        if std::path::Path::new("/dev/kvm").exists() {
+            "present"
+        } else {
+            "absent"
+        }
+    );
+    println!("KVM modules: {}", kvm.join(" "));
+    match qemu_version() {
+        Ok(v) => println!("QEMU for the nested test host: {v}"),
+        Err(e) => println!("QEMU for the nested test host: unavailable ({e})"),
+    }
+    println!("{}", GuestPath::detect().describe());
 }

@@ -190,3 +190,36 @@ fn hardware_breakpoint_is_a_debug_exit() {
     assert_eq!(exits[0].exception, 1, "#DB");
     assert_ne!(exits[0].dr6 & 1, 0, "DR6.B0 names breakpoint 0");
 }
+
+#[test]
+fn triple_fault_stops_the_vm_cleanly() {
+    // Long mode through vigil's own boot setup (GDT, identity map, EFER),
+    // whose IDT is empty: int3 cannot be delivered, nor the #GP and #DF
+    // that follow, so the CPU shuts down. A software KVM cannot emulate
+    // that (kvm_pvm fails on int3), so this runs on a real KVM.
+    if !vigil_vmm::guest_path::run_test_on_real_kvm("triple_fault_stops_the_vm_cleanly") {
+        return;
+    }
+    let tiny = TinyVm::new(&[0xcc, 0xf4]);
+    vigil_vmm::cpu::regs::write_boot_tables(&tiny._ram.mem).unwrap();
+    let mut vcpu = tiny.vcpu(Buses {
+        pio: Bus::new(),
+        mmio: Bus::new(),
+    });
+    let entry = vigil_vmm::boot::BootEntry {
+        rip: CODE,
+        zero_page: 0,
+        layout: None,
+    };
+    vigil_vmm::cpu::regs::setup_long_mode(&vcpu.fd, 0, entry).unwrap();
+    let exit = (0..100).find_map(|_| match vcpu.step() {
+        Step::Continue | Step::Debug(_) => None,
+        Step::Exit(e) => Some(e),
+    });
+    assert_eq!(exit, Some(VmExit::TripleFault));
+    let outcome = vigil_vmm::vm::RunOutcome {
+        exit: VmExit::TripleFault,
+        guest_panicked: false,
+    };
+    assert_eq!(vigil_vmm::runner::exit_status(&outcome), 0);
+}
