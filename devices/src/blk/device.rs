@@ -113,32 +113,42 @@ impl BlkDevice {
             return 0;
         };
         let mut done = 0;
-        while let Some(chain) = queue.pop_descriptor_chain(act.mem.memory()) {
-            let head = chain.head_index();
-            let (status, used) = match parse(chain, max_descs) {
-                Ok(req) => {
-                    let (st, n) = execute(&*self.backend, &self.cfg, &act.mem, &req);
-                    (Some((req.status, st)), n)
-                }
-                Err((e, status)) => {
-                    tracing::warn!(device = "blk", queue = q, head, error = %e, "malformed request");
-                    (status.map(|s| (s, VIRTIO_BLK_S_IOERR)), 0)
-                }
-            };
-            let mut len = used;
-            if let Some((addr, st)) = status {
-                match act.mem.write(addr, &[st]) {
-                    Ok(()) => len = len.saturating_add(1),
-                    Err(e) => {
-                        tracing::warn!(device = "blk", head, error = %e, "cannot write status")
-                    }
-                }
-            }
-            if let Err(e) = queue.add_used(act.mem.memory(), head, len) {
-                tracing::warn!(device = "blk", error = %e, "failed to return used descriptor");
+        // With EVENT_IDX the driver only kicks when avail_event says so:
+        // drain, re-enable, and drain again if more arrived meanwhile.
+        loop {
+            if queue.disable_notification(act.mem.memory()).is_err() {
                 break;
             }
-            done += 1;
+            while let Some(chain) = queue.pop_descriptor_chain(act.mem.memory()) {
+                let head = chain.head_index();
+                let (status, used) = match parse(chain, max_descs) {
+                    Ok(req) => {
+                        let (st, n) = execute(&*self.backend, &self.cfg, &act.mem, &req);
+                        (Some((req.status, st)), n)
+                    }
+                    Err((e, status)) => {
+                        tracing::warn!(device = "blk", queue = q, head, error = %e, "malformed request");
+                        (status.map(|s| (s, VIRTIO_BLK_S_IOERR)), 0)
+                    }
+                };
+                let mut len = used;
+                if let Some((addr, st)) = status {
+                    match act.mem.write(addr, &[st]) {
+                        Ok(()) => len = len.saturating_add(1),
+                        Err(e) => {
+                            tracing::warn!(device = "blk", head, error = %e, "cannot write status")
+                        }
+                    }
+                }
+                if let Err(e) = queue.add_used(act.mem.memory(), head, len) {
+                    tracing::warn!(device = "blk", error = %e, "failed to return used descriptor");
+                    break;
+                }
+                done += 1;
+            }
+            if !queue.enable_notification(act.mem.memory()).unwrap_or(false) {
+                break;
+            }
         }
         if done > 0 && queue.needs_notification(act.mem.memory()).unwrap_or(true) {
             act.interrupt.signal_queue(q as u16);

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::request::*;
 use super::{BlkConfig, BlkDevice, BlockBackend, RawFileBackend};
@@ -491,4 +491,26 @@ fn several_queues_serve_independently() {
     assert_eq!(b, [7; 512]);
     d0.chain(&[(HDR, 16, 0), (DATA, 512, F_WRITE), (STATUS, 1, F_WRITE)]);
     assert_eq!(s.dev.process_queue(0), 1);
+}
+
+#[test]
+fn event_idx_rearms_avail_event_after_draining() {
+    use virtio_queue::QueueT;
+    let mem = memory();
+    let mut d = Driver::new(&mem, 16);
+    let mut q = d.queue();
+    q.set_event_idx(true);
+    let mut s = setup(&mem, vec![q], BlkConfig::default(), &ProtectedRanges::new());
+    header(&mem, HDR, VIRTIO_BLK_T_FLUSH, 0);
+    d.chain(&[(HDR, 16, 0), (STATUS, 1, F_WRITE)]);
+    d.chain(&[(HDR, 16, 0), (STATUS + 1, 1, F_WRITE)]);
+    assert_eq!(s.dev.process_queue(0), 2);
+    // avail_event sits after the used ring entries (virtio 1.2 §2.7.10).
+    let avail_event: u16 = mem
+        .read_obj(d.mq.used_addr().unchecked_add(4 + 8 * 16))
+        .unwrap();
+    assert_eq!(
+        avail_event, 2,
+        "driver is asked to kick for the next request"
+    );
 }

@@ -66,60 +66,73 @@ impl RngDevice {
         };
         let mut done = 0;
         let mut wait = None;
-        while let Some(chain) = act.queue.pop_descriptor_chain(act.mem.memory()) {
-            let head = chain.head_index();
-            let mut written: u64 = 0;
-            let mut throttled = false;
-            for desc in chain {
-                if !desc.is_write_only() {
-                    tracing::warn!(
-                        device = "rng",
-                        head,
-                        "device-readable descriptor in rng request; skipped"
-                    );
-                    continue;
-                }
-                let want = u64::from(desc.len()).min(MAX_BYTES_PER_REQUEST - written);
-                if want == 0 {
-                    continue;
-                }
-                let grant = match self.limiter.as_mut() {
-                    Some(l) => l.take(want),
-                    None => want,
-                };
-                if grant == 0 {
-                    throttled = true;
-                    break;
-                }
-                let mut buf = vec![0u8; grant as usize];
-                if let Err(e) = self.source.fill(&mut buf) {
-                    tracing::warn!(device = "rng", error = %e, "entropy source failed");
-                    break;
-                }
-                if let Err(e) = act.mem.write(GuestAddress(desc.addr().0), &buf) {
-                    tracing::warn!(device = "rng", head, error = %e, "bad rng buffer");
-                    break;
-                }
-                written += grant;
-                if grant < want || written >= MAX_BYTES_PER_REQUEST {
-                    throttled = grant < want;
-                    break;
-                }
-            }
-            if throttled && written == 0 {
-                // Nothing granted: give the chain back and sleep on the timer.
-                let prev = act.queue.next_avail().wrapping_sub(1);
-                act.queue.set_next_avail(prev);
-                wait = self.limiter.as_ref().map(|l| l.wait_for(1024));
+        // Drain, re-enable notifications (EVENT_IDX), drain again if needed.
+        'outer: loop {
+            if act.queue.disable_notification(act.mem.memory()).is_err() {
                 break;
             }
-            if let Err(e) = act.queue.add_used(act.mem.memory(), head, written as u32) {
-                tracing::warn!(device = "rng", error = %e, "failed to return used descriptor");
-                break;
+            while let Some(chain) = act.queue.pop_descriptor_chain(act.mem.memory()) {
+                let head = chain.head_index();
+                let mut written: u64 = 0;
+                let mut throttled = false;
+                for desc in chain {
+                    if !desc.is_write_only() {
+                        tracing::warn!(
+                            device = "rng",
+                            head,
+                            "device-readable descriptor in rng request; skipped"
+                        );
+                        continue;
+                    }
+                    let want = u64::from(desc.len()).min(MAX_BYTES_PER_REQUEST - written);
+                    if want == 0 {
+                        continue;
+                    }
+                    let grant = match self.limiter.as_mut() {
+                        Some(l) => l.take(want),
+                        None => want,
+                    };
+                    if grant == 0 {
+                        throttled = true;
+                        break;
+                    }
+                    let mut buf = vec![0u8; grant as usize];
+                    if let Err(e) = self.source.fill(&mut buf) {
+                        tracing::warn!(device = "rng", error = %e, "entropy source failed");
+                        break;
+                    }
+                    if let Err(e) = act.mem.write(GuestAddress(desc.addr().0), &buf) {
+                        tracing::warn!(device = "rng", head, error = %e, "bad rng buffer");
+                        break;
+                    }
+                    written += grant;
+                    if grant < want || written >= MAX_BYTES_PER_REQUEST {
+                        throttled = grant < want;
+                        break;
+                    }
+                }
+                if throttled && written == 0 {
+                    // Nothing granted: give the chain back and sleep on the timer.
+                    let prev = act.queue.next_avail().wrapping_sub(1);
+                    act.queue.set_next_avail(prev);
+                    wait = self.limiter.as_ref().map(|l| l.wait_for(1024));
+                    break 'outer;
+                }
+                if let Err(e) = act.queue.add_used(act.mem.memory(), head, written as u32) {
+                    tracing::warn!(device = "rng", error = %e, "failed to return used descriptor");
+                    break 'outer;
+                }
+                done += 1;
+                if throttled {
+                    wait = self.limiter.as_ref().map(|l| l.wait_for(1024));
+                    break 'outer;
+                }
             }
-            done += 1;
-            if throttled {
-                wait = self.limiter.as_ref().map(|l| l.wait_for(1024));
+            if !act
+                .queue
+                .enable_notification(act.mem.memory())
+                .unwrap_or(false)
+            {
                 break;
             }
         }
