@@ -156,6 +156,11 @@ fn dump_lockdown_none() {
     check("none", "none");
 }
 
+#[test]
+fn dump_lockdown_confidentiality() {
+    check("confidentiality", "confidentiality");
+}
+
 /// A guest whose init started 1000 extra tasks (`vigil_tasks=1000`).
 #[test]
 fn dump_with_1000_tasks() {
