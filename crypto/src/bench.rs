@@ -25,6 +25,8 @@ pub struct BenchRow {
     pub unit_bytes: usize,
     pub key_bits: usize,
     pub gbytes_per_sec: f64,
+    /// "cpu" (bytes per CPU-second) or "wall", the same for the openssl row.
+    pub time_basis: &'static str,
     /// This row over openssl's row with the same thread count (vigil rows only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_openssl: Option<f64>,
@@ -71,7 +73,7 @@ pub fn host_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Bytes/s of `threads` threads each running `imp` on `len`-byte requests.
+/// Bytes per CPU-second of `threads` threads each running `imp`.
 pub fn measure(
     imp: &AlgImpl,
     key_len: usize,
@@ -85,12 +87,12 @@ pub fn measure(
         unit
     };
     let mut handles = Vec::new();
-    let start = Instant::now();
     for _ in 0..threads {
         let kind = imp.kind.clone();
         let is_authenc = imp.name.starts_with("authenc");
         let is_xts = imp.name == "xts(aes)";
-        handles.push(std::thread::spawn(move || -> Result<usize> {
+        let cpu_basis = time_basis(threads) == "cpu";
+        handles.push(std::thread::spawn(move || -> Result<f64> {
             let mut buf = vec![0xa5u8; len];
             let mut step: Step = match &kind {
                 AlgKind::Skcipher(p) => {
@@ -119,9 +121,10 @@ pub fn measure(
                     let p = Arc::clone(p);
                     Box::new(move |b| p.digest(None, b).map(|_| ()))
                 }
-                AlgKind::Verify(_) => return Ok(0),
+                AlgKind::Verify(_) => return Ok(0.0),
             };
             let t0 = Instant::now();
+            let c0 = thread_cpu_secs();
             let mut n = 0usize;
             while t0.elapsed() < dur {
                 for _ in 0..16 {
@@ -129,14 +132,42 @@ pub fn measure(
                     n += len;
                 }
             }
-            Ok(n)
+            let secs = if cpu_basis {
+                thread_cpu_secs() - c0
+            } else {
+                t0.elapsed().as_secs_f64()
+            };
+            Ok(n as f64 / secs.max(1e-9))
         }));
     }
-    let mut total = 0usize;
+    // Like `openssl speed [-multi]`: each thread's rate, summed.
+    let mut total = 0f64;
     for h in handles {
         total += h.join().map_err(|_| crate::CryptoError::EngineClosed)??;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok(total)
+}
+
+/// CPU time this thread has used. A single `openssl speed` process divides
+/// by CPU (user) time, while its `-multi` children were seen to follow wall
+/// time (their figures drop with host load, the single process's do not);
+/// [`time_basis`] mirrors that so each row compares like with like.
+pub fn time_basis(threads: usize) -> &'static str {
+    if threads == 1 {
+        "cpu"
+    } else {
+        "wall"
+    }
+}
+
+pub fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Runs `openssl speed -mr -evp`; returns bytes/s (None if openssl is absent).
@@ -206,6 +237,7 @@ pub fn run(
                     unit_bytes: len,
                     key_bits: key_len * 8,
                     gbytes_per_sec: bps / 1e9,
+                    time_basis: time_basis(threads),
                     vs_openssl: None,
                 };
                 emit(&row);
@@ -224,6 +256,7 @@ pub fn run(
                     unit_bytes: len,
                     key_bits: key_len * 8,
                     gbytes_per_sec: bps / 1e9,
+                    time_basis: time_basis(threads),
                     vs_openssl: peer.map(|p| bps / p),
                 };
                 emit(&row);
