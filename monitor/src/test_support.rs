@@ -174,6 +174,17 @@ pub fn parse_console(text: &str) -> GuestReport {
 /// about a minute) when it is missing and QEMU plus the Debian kernel and
 /// its modules are at hand. None, with the reason on stderr, otherwise.
 pub fn ensure_fixture(name: &str, lockdown: &str, extra_cmdline: &str) -> Option<PathBuf> {
+    ensure_fixture_cpu(name, lockdown, extra_cmdline, "max")
+}
+
+/// [`ensure_fixture`] with a QEMU CPU model (e.g. `max,la57=off` for a
+/// guest on 4-level paging).
+pub fn ensure_fixture_cpu(
+    name: &str,
+    lockdown: &str,
+    extra_cmdline: &str,
+    cpu: &str,
+) -> Option<PathBuf> {
     let kernel = debian_kernel()?;
     if let Some(d) = fixture_dir(name) {
         // Rebuild a fixture made from another kernel (e.g. after a Debian update).
@@ -210,6 +221,7 @@ pub fn ensure_fixture(name: &str, lockdown: &str, extra_cmdline: &str) -> Option
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/build.sh");
     eprintln!("building fixture {name} under QEMU TCG (about a minute)");
     let out = Command::new("sh")
+        .env("QEMU_CPU", cpu)
         .arg(script)
         .arg(&kernel)
         .arg(&modules)

@@ -7,10 +7,18 @@ use vigil_monitor::guest::coredump::CoreDump;
 use vigil_monitor::kaslr::{Kernel, SlideMethod};
 use vigil_monitor::profile::{cache, KernelProfile};
 use vigil_monitor::readers::{lockdown, modules, registers, tasks, text_hash};
-use vigil_monitor::test_support::{debian_kernel, ensure_fixture, parse_console, GuestReport};
+use vigil_monitor::test_support::{debian_kernel, ensure_fixture_cpu, parse_console, GuestReport};
 
-fn load(name: &str, lockdown: &str, extra: &str) -> Option<(KernelProfile, CoreDump, GuestReport)> {
-    let (Some(dir), Some(k)) = (ensure_fixture(name, lockdown, extra), debian_kernel()) else {
+fn load(
+    name: &str,
+    lockdown: &str,
+    extra: &str,
+    cpu: &str,
+) -> Option<(KernelProfile, CoreDump, GuestReport)> {
+    let (Some(dir), Some(k)) = (
+        ensure_fixture_cpu(name, lockdown, extra, cpu),
+        debian_kernel(),
+    ) else {
         eprintln!(
             "SKIPPED: fixture {name} or Debian kernel missing (run monitor/fixtures/build.sh)"
         );
@@ -28,12 +36,12 @@ fn load(name: &str, lockdown: &str, extra: &str) -> Option<(KernelProfile, CoreD
     Some((profile, dump, parse_console(&text)))
 }
 
-fn check(name: &str, want_lockdown: &str) -> Option<usize> {
-    check_with(name, want_lockdown, "")
+fn check(name: &str, want_lockdown: &str) -> Option<(usize, bool)> {
+    check_with(name, want_lockdown, "", "max")
 }
 
-fn check_with(name: &str, want_lockdown: &str, extra: &str) -> Option<usize> {
-    let (profile, dump, guest) = load(name, want_lockdown, extra)?;
+fn check_with(name: &str, want_lockdown: &str, extra: &str, cpu: &str) -> Option<(usize, bool)> {
+    let (profile, dump, guest) = load(name, want_lockdown, extra, cpu)?;
     assert!(
         guest.tasks.len() > 10 && guest.modules.len() == 2,
         "console parse: {guest:?}"
@@ -143,12 +151,22 @@ fn check_with(name: &str, want_lockdown: &str, extra: &str) -> Option<usize> {
     assert_eq!(regs.lstar, None);
     let h = text_hash::read(&k).expect("text hash");
     assert_eq!(h.text_sha256.len(), 64);
-    Some(ts.len())
+    Some((ts.len(), regs.la57))
 }
 
 #[test]
 fn dump_lockdown_integrity() {
-    check("integrity", "integrity");
+    // QEMU's max CPU has LA57: this guest runs on 5-level paging.
+    if let Some((_, la57)) = check("integrity", "integrity") {
+        assert!(la57);
+    }
+}
+
+#[test]
+fn dump_four_level_paging() {
+    if let Some((_, la57)) = check_with("fourlevel", "none", "", "max,la57=off") {
+        assert!(!la57);
+    }
 }
 
 #[test]
@@ -164,7 +182,7 @@ fn dump_lockdown_confidentiality() {
 /// A guest whose init started 1000 extra tasks (`vigil_tasks=1000`).
 #[test]
 fn dump_with_1000_tasks() {
-    if let Some(n) = check_with("many1000", "none", "vigil_tasks=1000") {
+    if let Some((n, _)) = check_with("many1000", "none", "vigil_tasks=1000", "max") {
         assert!(n > 1000, "{n} tasks");
     }
 }
