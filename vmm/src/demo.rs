@@ -4,7 +4,6 @@
 use anyhow::{bail, Context};
 
 use crate::bench::boot::READY_MARKER;
-use crate::boot::payload_cache;
 use crate::config::DEFAULT_CMDLINE;
 use crate::guest_path::GuestCommand;
 
@@ -17,7 +16,8 @@ pub struct PreparedGuest {
 
 pub fn prepare() -> anyhow::Result<PreparedGuest> {
     let image = vigil_images::default_guest().context("building the default guest")?;
-    let payload = payload_cache::prepare(&image.kernel).context("preparing the kernel payload")?;
+    let payload = vigil_images::vmlinux::extract(&image.kernel)
+        .context("decompressing the kernel payload")?;
     Ok(PreparedGuest { image, payload })
 }
 
@@ -38,7 +38,7 @@ impl PreparedGuest {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("payload");
-        cmd.file(&self.payload, &format!("cache/payloads/{name}"));
+        cmd.file(&self.payload, &format!("cache/vmlinux/{name}"));
         cmd.staged_cache();
         cmd.args(["run", "--kernel", &kernel, "--initrd", &initrd])
             .args([

@@ -179,7 +179,7 @@ pub fn run_cli(args: &crate::cli::BootBenchArgs) -> anyhow::Result<i32> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("payload");
-    cmd.file(&guest.payload, &format!("cache/payloads/{name}"));
+    cmd.file(&guest.payload, &format!("cache/vmlinux/{name}"));
     cmd.staged_cache();
     cmd.args(["bench", "boot", "--here", "--runs", &args.runs.to_string()])
         .args(["--memory", &args.memory.to_string()])

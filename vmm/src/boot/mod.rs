@@ -6,7 +6,6 @@
 pub mod direct;
 pub mod e820;
 pub mod mptable;
-pub mod payload_cache;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -70,7 +69,7 @@ pub enum BootError {
     #[error(transparent)]
     Direct(#[from] direct::DirectBootError),
     #[error(transparent)]
-    Payload(#[from] payload_cache::PayloadError),
+    Payload(#[from] vigil_images::ImageError),
 }
 
 /// The parts of a bzImage's setup header vigil checks before loading.
@@ -169,7 +168,7 @@ pub fn load(mem: &GuestMemoryMmap, mem_size: u64, spec: &BootSpec) -> Result<Boo
         Loader::Direct => {
             // Initramfs at the top of RAM, the kernel at random below it.
             let initrd = place_initrd(direct::LOAD_PHYSICAL_ADDR + header.init_size)?;
-            let payload = payload_cache::prepare(spec.kernel)?;
+            let payload = vigil_images::vmlinux::extract(spec.kernel)?;
             let limit = initrd.map_or(layout::ram_regions(mem_size)[0].1, |(addr, _)| addr);
             let (rip, placed) = load_direct(mem, &payload, &header, limit, spec.cmdline)?;
             if placed.randomized {
