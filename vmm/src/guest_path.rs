@@ -124,17 +124,6 @@ pub fn run_test_on_real_kvm(test: &str) -> bool {
     if path == GuestPath::Direct {
         return true;
     }
-    let exe = std::env::current_exe().expect("test binary path");
-    let job = Job::new(
-        exe,
-        vec!["--exact".into(), test.into(), "--nocapture".into()],
-    );
-    let done = testhost::run(&job, Limits::default()).expect("nested test host runs");
-    assert!(
-        done.console.contains("test result: ok. 1 passed"),
-        "{test} failed in the nested test host (status {})",
-        done.status
-    );
-    assert_eq!(done.status, 0, "{test} in the nested test host");
+    testhost::run_test_inside(test);
     false
 }

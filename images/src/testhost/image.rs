@@ -9,10 +9,30 @@ use crate::cache::{cache_dir, write_atomic};
 use crate::initramfs::{Builder, LOAD_ORDER};
 use crate::{debian, modules, progress, ImageError};
 
-const FORMAT: &str = "vigil-testhost-3";
+const FORMAT: &str = "vigil-testhost-6";
 
 /// kvm-amd for a real /dev/kvm; virtio-pci and 9p to reach the host.
-const MODULES: &[&str] = &["kvm_amd", "virtio_pci", "9pnet_virtio", "9p"];
+const MODULES: &[&str] = &[
+    "kvm_amd",
+    "virtio_pci",
+    "9pnet_virtio",
+    "9p",
+    // The kernel Crypto API from userspace, with the x86 drivers behind
+    // it, so AF_ALG backends are tested against a real kernel here.
+    "af_alg",
+    "algif_skcipher",
+    "algif_aead",
+    "algif_hash",
+    "algif_rng",
+    "drbg",
+    "aesni_intel",
+    "authenc",
+    "gcm",
+    "xts",
+    "ctr",
+    "sha256_ssse3",
+    "ghash_clmulni_intel",
+];
 
 /// Marker line carrying the job's exit status out on the console, followed
 /// by the status and the run's token (so a job printing the same words

@@ -77,3 +77,25 @@ impl GuestPath {
         }
     }
 }
+
+/// Runs test `test` of the current test binary inside the test host and
+/// panics unless it passed there. For tests that need what only the test
+/// host has (a real KVM, the guest kernel's AF_ALG): they call this when
+/// this host lacks it and stop, or run their body when it has it.
+pub fn run_test_inside(test: &str) {
+    assert!(
+        std::env::var_os(INSIDE_ENV).is_none(),
+        "{test}: already inside the test host and still lacking what it needs"
+    );
+    let exe = std::env::current_exe().expect("test binary path");
+    let job = Job::new(
+        exe,
+        vec!["--exact".into(), test.into(), "--nocapture".into()],
+    );
+    let done = run(&job, Limits::default()).expect("the nested test host runs");
+    assert!(
+        done.status == 0 && done.console.contains("test result: ok. 1 passed"),
+        "{test} failed inside the nested test host (status {})",
+        done.status
+    );
+}
