@@ -10,3 +10,6 @@ pub mod virtio;
 
 #[cfg(test)]
 mod test_utils;
+
+#[cfg(test)]
+mod hostile_fuzz;

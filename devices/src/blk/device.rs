@@ -115,10 +115,11 @@ impl BlkDevice {
         let mut done = 0;
         // With EVENT_IDX the driver only kicks when avail_event says so:
         // drain, re-enable, and drain again if more arrived meanwhile.
-        loop {
+        'outer: loop {
             if queue.disable_notification(act.mem.memory()).is_err() {
                 break;
             }
+            let before = done;
             while let Some(chain) = queue.pop_descriptor_chain(act.mem.memory()) {
                 let head = chain.head_index();
                 let (status, used) = match parse(chain, max_descs) {
@@ -142,11 +143,13 @@ impl BlkDevice {
                 }
                 if let Err(e) = queue.add_used(act.mem.memory(), head, len) {
                     tracing::warn!(device = "blk", error = %e, "failed to return used descriptor");
-                    break;
+                    break 'outer;
                 }
                 done += 1;
             }
-            if !queue.enable_notification(act.mem.memory()).unwrap_or(false) {
+            // Nothing poppable although the avail index moved: the guest
+            // published a bogus index; stop instead of spinning.
+            if done == before || !queue.enable_notification(act.mem.memory()).unwrap_or(false) {
                 break;
             }
         }

@@ -514,3 +514,15 @@ fn event_idx_rearms_avail_event_after_draining() {
         "driver is asked to kick for the next request"
     );
 }
+
+#[test]
+fn bogus_avail_index_does_not_spin() {
+    let mem = memory();
+    let d = Driver::new(&mem, 16);
+    let mut q = d.queue();
+    virtio_queue::QueueT::set_event_idx(&mut q, true);
+    let mut s = setup(&mem, vec![q], BlkConfig::default(), &ProtectedRanges::new());
+    // avail idx far beyond the queue size: nothing can be popped.
+    d.mq.avail().idx().store(1000);
+    assert_eq!(s.dev.process_queue(0), 0);
+}

@@ -71,6 +71,7 @@ impl RngDevice {
             if act.queue.disable_notification(act.mem.memory()).is_err() {
                 break;
             }
+            let before = done;
             while let Some(chain) = act.queue.pop_descriptor_chain(act.mem.memory()) {
                 let head = chain.head_index();
                 let mut written: u64 = 0;
@@ -128,10 +129,12 @@ impl RngDevice {
                     break 'outer;
                 }
             }
-            if !act
-                .queue
-                .enable_notification(act.mem.memory())
-                .unwrap_or(false)
+            // A bogus avail index yields nothing to pop: stop, do not spin.
+            if done == before
+                || !act
+                    .queue
+                    .enable_notification(act.mem.memory())
+                    .unwrap_or(false)
             {
                 break;
             }

@@ -10,8 +10,11 @@ use super::msix::MsixState;
 use super::queue_state::{QueueSet, Vectors};
 use super::{STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_VERSION_1, VIRTIO_MSI_NO_VECTOR};
 
-/// Length of the common cfg structure we expose (up to queue_device).
-pub const COMMON_CFG_LEN: u64 = 0x38;
+/// Length of the common cfg region: struct virtio_pci_common_cfg (0x38)
+/// plus queue_notify_data and queue_reset, which newer Linux maps as
+/// virtio_pci_modern_common_cfg. Those two read as 0: RING_RESET and
+/// NOTIFICATION_DATA are not offered.
+pub const COMMON_CFG_LEN: u64 = 0x3c;
 
 /// What the transport must do after a common cfg write.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,6 +83,7 @@ impl CommonCfg {
             (0x2c, 4) => q.map_or(0, |q| q.avail_ring() >> 32),
             (0x30, 4) => q.map_or(0, |q| q.used_ring() & 0xffff_ffff),
             (0x34, 4) => q.map_or(0, |q| q.used_ring() >> 32),
+            (0x38, 2) | (0x3a, 2) => 0,
             _ => {
                 tracing::debug!(offset, len = data.len(), "unsupported common cfg read");
                 0

@@ -176,7 +176,7 @@ fn pci_identity_and_capabilities_as_linux_walks_them() {
     let types: Vec<u8> = found.iter().map(|f| f.0).collect();
     assert_eq!(types, vec![1, 2, 3, 4]);
     assert!(found.iter().all(|f| f.1 == 0));
-    assert_eq!(found[0].3, 0x38);
+    assert!(found[0].3 >= 0x38, "covers struct virtio_pci_common_cfg");
 }
 
 #[test]
