@@ -62,18 +62,25 @@ pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// [`sha256_file`], remembered in a `.<name>.sha256` file beside `path`
-/// and reused while the file's size and mtime are unchanged: hashing the
-/// 70 MB kernel package on every call costs seconds in debug builds.
+/// [`sha256_file`], remembered in the cache (by device and inode) and
+/// reused while the file's size, mtime and ctime are unchanged: hashing a
+/// 70 MB package in a debug build, or a kernel on every boot inside an
+/// emulated test host, costs seconds. ctime cannot be set by users, so a
+/// file rewritten with its old mtime restored is still hashed again.
 pub fn sha256_cached(path: &Path) -> Result<String, ImageError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(io_err(format!("stat {}", path.display())))?;
-    let stamp = format!("{} {} {}", meta.len(), meta.mtime(), meta.mtime_nsec());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let memo = path.with_file_name(format!(".{name}.sha256"));
+    let stamp = format!(
+        "{} {}.{} {}.{}",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    );
+    let memo = cache_dir()
+        .join("hashes")
+        .join(format!("{:x}-{:x}", meta.dev(), meta.ino()));
     if let Ok(text) = std::fs::read_to_string(&memo) {
         if let Some((seen, sha)) = text.trim().rsplit_once(' ') {
             if seen == stamp && sha.len() == 64 {
@@ -82,7 +89,7 @@ pub fn sha256_cached(path: &Path) -> Result<String, ImageError> {
         }
     }
     let sha = sha256_file(path)?;
-    // Best effort: a read-only directory just means hashing again.
+    // Best effort: an unwritable cache just means hashing again.
     let _ = write_atomic(&memo, format!("{stamp} {sha}\n").as_bytes());
     Ok(sha)
 }
@@ -120,7 +127,10 @@ mod tests {
         let f = dir.path().join("x.deb");
         std::fs::write(&f, b"one").unwrap();
         assert_eq!(sha256_cached(&f).unwrap(), sha256_file(&f).unwrap());
-        assert!(dir.path().join(".x.deb.sha256").is_file());
+        assert!(
+            !dir.path().join(".x.deb.sha256").exists(),
+            "nothing beside the file"
+        );
         assert_eq!(sha256_cached(&f).unwrap(), sha256_file(&f).unwrap());
         // Changed contents (and size): hashed again.
         std::fs::write(&f, b"second").unwrap();

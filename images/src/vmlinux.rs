@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_monitor::profile::{bzimage, decompress};
 
-use crate::cache::{cache_dir, sha256_file, write_atomic};
+use crate::cache::{cache_dir, sha256_cached, write_atomic};
 use crate::{io_err, progress, ImageError};
 
 /// Decompresses `bzimage`'s payload (the ELF kernel, followed by its
@@ -14,7 +14,7 @@ use crate::{io_err, progress, ImageError};
 /// returns its path. vigil's in-monitor KASLR loads this file, and QEMU's
 /// PVH boot reads its ELF part.
 pub fn extract(bzimage: &Path) -> Result<PathBuf, ImageError> {
-    let sha = sha256_file(bzimage)?;
+    let sha = sha256_cached(bzimage)?;
     let out = cache_dir()
         .join("vmlinux")
         .join(format!("{}.elf", &sha[..16]));

@@ -142,6 +142,7 @@ impl Vm {
         };
         fd.create_pit2(pit).map_err(setup("in-kernel PIT"))?;
 
+        tracing::info!("KVM VM created");
         let mem_size = config.memory_mib << 20;
         let ram = GuestRam::new(mem_size)?;
         ram.register(&fd, 0)?;
@@ -155,6 +156,7 @@ impl Vm {
                 loader: config.loader,
             },
         )?;
+        tracing::info!("guest loaded");
         if let Some(layout) = entry.layout {
             tracing::info!(
                 phys_base = layout.phys_base,
@@ -236,6 +238,7 @@ impl Vm {
         for vcpu in self.vcpus.drain(..) {
             threads.push(vcpu::spawn(vcpu, control.clone()).map_err(io("vCPU thread"))?);
         }
+        tracing::info!(vcpus = threads.len(), "vCPUs running");
         *self
             .handle
             .threads

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::{program_header, Header, ProgramHeader, SectionHeader};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 /// `__START_KERNEL_map`: where the kernel image is mapped virtually.
 pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
@@ -217,7 +217,15 @@ impl KernelPayload {
         phys_base: u64,
         delta: u64,
     ) -> Result<(), DirectBootError> {
-        // Where the field at link-time virtual address `va` now lives.
+        // One slice over the whole image: 200k+ fields are patched, and a
+        // guest-memory lookup per access is measurable under emulation.
+        let image = mem
+            .get_slice(GuestAddress(phys_base), self.image_len as usize)
+            .map_err(DirectBootError::Memory)?;
+        let mem_err = |e: vm_memory::volatile_memory::Error| {
+            DirectBootError::Memory(vm_memory::GuestMemoryError::from(e))
+        };
+        // Offset in the image of the field at link-time virtual address `va`.
         let locate = |reloc: u32, width: u64| {
             let va = reloc as i32 as i64 as u64;
             let offset = va.wrapping_sub(START_KERNEL_MAP + LOAD_PHYSICAL_ADDR);
@@ -227,25 +235,28 @@ impl KernelPayload {
             {
                 return Err(DirectBootError::RelocOutOfRange { va });
             }
-            Ok(GuestAddress(phys_base + offset))
+            Ok(offset as usize)
         };
-        let mem_err = DirectBootError::Memory;
         for &r in &self.relocs.abs32 {
             let at = locate(r, 4)?;
-            let v: u32 = mem.read_obj(at).map_err(mem_err)?;
-            mem.write_obj(v.wrapping_add(delta as u32), at)
+            let v: u32 = image.read_obj(at).map_err(mem_err)?;
+            image
+                .write_obj(v.wrapping_add(delta as u32), at)
                 .map_err(mem_err)?;
         }
         for &r in &self.relocs.inverse32 {
             let at = locate(r, 4)?;
-            let v: u32 = mem.read_obj(at).map_err(mem_err)?;
-            mem.write_obj(v.wrapping_sub(delta as u32), at)
+            let v: u32 = image.read_obj(at).map_err(mem_err)?;
+            image
+                .write_obj(v.wrapping_sub(delta as u32), at)
                 .map_err(mem_err)?;
         }
         for &r in &self.relocs.abs64 {
             let at = locate(r, 8)?;
-            let v: u64 = mem.read_obj(at).map_err(mem_err)?;
-            mem.write_obj(v.wrapping_add(delta), at).map_err(mem_err)?;
+            let v: u64 = image.read_obj(at).map_err(mem_err)?;
+            image
+                .write_obj(v.wrapping_add(delta), at)
+                .map_err(mem_err)?;
         }
         Ok(())
     }

@@ -169,6 +169,7 @@ pub fn load(mem: &GuestMemoryMmap, mem_size: u64, spec: &BootSpec) -> Result<Boo
             // Initramfs at the top of RAM, the kernel at random below it.
             let initrd = place_initrd(direct::LOAD_PHYSICAL_ADDR + header.init_size)?;
             let payload = vigil_images::vmlinux::extract(spec.kernel)?;
+            tracing::info!("kernel payload ready");
             let limit = initrd.map_or(layout::ram_regions(mem_size)[0].1, |(addr, _)| addr);
             let (rip, placed) = load_direct(mem, &payload, &header, limit, spec.cmdline)?;
             if placed.randomized {
