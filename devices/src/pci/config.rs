@@ -140,6 +140,11 @@ impl PciConfiguration {
         self.bars.get(bar).copied().flatten()
     }
 
+    /// Legacy interrupt line the OS reads from 0x3C (firmware's job).
+    pub fn set_irq_line(&mut self, line: u8) {
+        self.regs[15] = (self.regs[15] & !0xff) | u32::from(line);
+    }
+
     /// Whether the command register enables memory decoding.
     pub fn memory_enabled(&self) -> bool {
         self.regs[1] & 0x2 != 0

@@ -212,6 +212,11 @@ impl VirtioPciDevice {
         self.config.set_bar_addr(VirtioPciLayout::BAR, addr);
     }
 
+    /// INTx line reported at config 0x3C (used only without MSI-X).
+    pub fn set_irq_line(&mut self, line: u8) {
+        self.config.set_irq_line(line);
+    }
+
     pub fn bar_addr(&self) -> u64 {
         self.config.bar_addr(VirtioPciLayout::BAR)
     }
