@@ -17,13 +17,15 @@ use crate::virtio::{
     VIRTIO_ID_BLOCK,
 };
 
-pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << 2;
-pub const VIRTIO_BLK_F_RO: u64 = 1 << 5;
-pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << 6;
-pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
-pub const VIRTIO_BLK_F_MQ: u64 = 1 << 12;
-pub const VIRTIO_BLK_F_DISCARD: u64 = 1 << 13;
-pub const VIRTIO_BLK_F_WRITE_ZEROES: u64 = 1 << 14;
+use virtio_bindings::virtio_blk as vb;
+
+pub const VIRTIO_BLK_F_SEG_MAX: u64 = 1 << vb::VIRTIO_BLK_F_SEG_MAX;
+pub const VIRTIO_BLK_F_RO: u64 = 1 << vb::VIRTIO_BLK_F_RO;
+pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << vb::VIRTIO_BLK_F_BLK_SIZE;
+pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << vb::VIRTIO_BLK_F_FLUSH;
+pub const VIRTIO_BLK_F_MQ: u64 = 1 << vb::VIRTIO_BLK_F_MQ;
+pub const VIRTIO_BLK_F_DISCARD: u64 = 1 << vb::VIRTIO_BLK_F_DISCARD;
+pub const VIRTIO_BLK_F_WRITE_ZEROES: u64 = 1 << vb::VIRTIO_BLK_F_WRITE_ZEROES;
 
 /// Bounce buffer size for data copies; guest descriptors may claim 4 GiB.
 const CHUNK: usize = 64 * 1024;
@@ -31,7 +33,8 @@ const MAX_DWZ_SEGMENTS: u32 = 16;
 const MAX_DWZ_SECTORS: u32 = 0x3f_ffff;
 const CONFIG_LEN: usize = 60;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BlkConfig {
     pub num_queues: u16,
     /// Power of two.

@@ -526,3 +526,75 @@ fn bogus_avail_index_does_not_spin() {
     d.mq.avail().idx().store(1000);
     assert_eq!(s.dev.process_queue(0), 0);
 }
+
+/// Backend whose writes and flushes fail, counting flushes.
+#[derive(Default)]
+struct Failing {
+    flushes: AtomicUsize,
+}
+impl BlockBackend for Failing {
+    fn len(&self) -> u64 {
+        DISK
+    }
+    fn read_at(&self, buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+        buf.fill(9);
+        Ok(())
+    }
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Err(std::io::Error::from_raw_os_error(libc::EIO))
+    }
+    fn discard(&self, _offset: u64, _len: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_zeroes(&self, _offset: u64, _len: u64, _may_unmap: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn backend_errors_become_ioerr_and_flush_reaches_backend() {
+    let mem = memory();
+    let mut d = Driver::new(&mem, 16);
+    let backend = Arc::new(Failing::default());
+    let mut dev = BlkDevice::new(backend.clone(), BlkConfig::default()).unwrap();
+    dev.activate(params(
+        &mem,
+        &ProtectedRanges::new(),
+        vec![d.queue()],
+        Arc::new(CountingInterrupt::default()),
+    ))
+    .unwrap();
+    header(&mem, HDR, VIRTIO_BLK_T_OUT, 0);
+    d.chain(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, F_WRITE)]);
+    header(&mem, HDR + 0x100, VIRTIO_BLK_T_FLUSH, 0);
+    d.chain(&[(HDR + 0x100, 16, 0), (STATUS + 1, 1, F_WRITE)]);
+    header(&mem, HDR + 0x200, VIRTIO_BLK_T_IN, 0);
+    d.chain(&[
+        (HDR + 0x200, 16, 0),
+        (DATA, 512, F_WRITE),
+        (STATUS + 2, 1, F_WRITE),
+    ]);
+    assert_eq!(dev.process_queue(0), 3);
+    assert_eq!(status(&mem, STATUS), VIRTIO_BLK_S_IOERR);
+    assert_eq!(status(&mem, STATUS + 1), VIRTIO_BLK_S_IOERR);
+    assert_eq!(status(&mem, STATUS + 2), VIRTIO_BLK_S_OK);
+    assert_eq!(backend.flushes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn config_deserializes_with_defaults() {
+    let c: BlkConfig = serde_json::from_str(r#"{"num_queues": 4, "serial": "d0"}"#).unwrap();
+    assert_eq!(
+        c,
+        BlkConfig {
+            num_queues: 4,
+            serial: "d0".into(),
+            ..Default::default()
+        }
+    );
+    assert!(serde_json::from_str::<BlkConfig>(r#"{"bogus": 1}"#).is_err());
+}

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 const NANOS: u128 = 1_000_000_000;
 
 /// Per-device limiter settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimiterConfig {
     /// Sustained refill rate.
     pub bytes_per_sec: u64,

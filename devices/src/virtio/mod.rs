@@ -18,17 +18,19 @@ pub use msix::{MsiMessage, MsiSink, MsixState};
 pub use pci_transport::{VirtioPciDevice, VirtioPciLayout};
 
 /// Feature bits every device here understands (virtio 1.2 §6).
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
-pub const VIRTIO_RING_F_INDIRECT_DESC: u64 = 1 << 28;
-pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
+use virtio_bindings::{virtio_config as vc, virtio_ring as vr};
+
+pub const VIRTIO_F_VERSION_1: u64 = 1 << vc::VIRTIO_F_VERSION_1;
+pub const VIRTIO_RING_F_INDIRECT_DESC: u64 = 1 << vr::VIRTIO_RING_F_INDIRECT_DESC;
+pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << vr::VIRTIO_RING_F_EVENT_IDX;
 
 /// device_status bits (§2.1).
-pub const STATUS_ACKNOWLEDGE: u8 = 1;
-pub const STATUS_DRIVER: u8 = 2;
-pub const STATUS_DRIVER_OK: u8 = 4;
-pub const STATUS_FEATURES_OK: u8 = 8;
-pub const STATUS_NEEDS_RESET: u8 = 0x40;
-pub const STATUS_FAILED: u8 = 0x80;
+pub const STATUS_ACKNOWLEDGE: u8 = vc::VIRTIO_CONFIG_S_ACKNOWLEDGE as u8;
+pub const STATUS_DRIVER: u8 = vc::VIRTIO_CONFIG_S_DRIVER as u8;
+pub const STATUS_DRIVER_OK: u8 = vc::VIRTIO_CONFIG_S_DRIVER_OK as u8;
+pub const STATUS_FEATURES_OK: u8 = vc::VIRTIO_CONFIG_S_FEATURES_OK as u8;
+pub const STATUS_NEEDS_RESET: u8 = vc::VIRTIO_CONFIG_S_NEEDS_RESET as u8;
+pub const STATUS_FAILED: u8 = vc::VIRTIO_CONFIG_S_FAILED as u8;
 
 /// "No vector" for msix_config / queue_msix_vector.
 pub const VIRTIO_MSI_NO_VECTOR: u16 = 0xffff;

@@ -401,3 +401,12 @@ fn hostile_bar_accesses_do_not_panic() {
         pci.read_config(off, &mut b[..(4 - off % 4)]);
     }
 }
+
+#[test]
+fn bar_ignored_until_memory_decode_enabled() {
+    let rig = rig();
+    rig.pci.lock().unwrap().write_config(4, &[0, 0]);
+    let mut b = [0u8; 4];
+    assert!(!rig.bus.lock().unwrap().mmio_read(BAR, &mut b));
+    assert!(!rig.bus.lock().unwrap().mmio_write(BAR + 0x14, &[0xf]));
+}
