@@ -27,4 +27,6 @@ pub enum PciError {
     BusFull,
     #[error("MMIO window exhausted allocating {0:#x} bytes")]
     OutOfMmio(u64),
+    #[error("cannot duplicate a queue EventFd: {0}")]
+    EventFd(String),
 }

@@ -123,7 +123,7 @@ impl VirtioPciDevice {
                 .iter()
                 .map(EventFd::try_clone)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| PciError::BusFull)?;
+                .map_err(|e| PciError::EventFd(e.to_string()))?;
             (
                 d.device_type(),
                 d.queue_max_sizes(),
