@@ -23,7 +23,9 @@ pub struct Sample {
     pub to_marker: Duration,
     /// Peak resident set of the whole process (KiB).
     pub peak_rss_kib: u64,
-    /// Resident guest RAM when the marker appeared (KiB).
+    /// Resident guest RAM (KiB), sampled with the process's high-water
+    /// mark until it exits: guest RAM only grows, so the last sample is the
+    /// guest's share of the peak.
     pub guest_rss_kib: u64,
 }
 
@@ -107,12 +109,15 @@ pub fn measure(
             return Err(MeasureError::Timeout(name.into(), marker.into(), timeout));
         }
     };
+    let mut guest = guest;
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait_nonreaping() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // A zombie has no mappings left; keep the last live sample.
+        guest = guest.max(guest_rss_kib(child.id(), guest_mem / 2));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
     Ok(Sample {

@@ -50,22 +50,21 @@ pub enum DirectBootError {
 }
 
 /// The relocation table appended to `vmlinux.bin`: kernel virtual
-/// addresses (low 32 bits, sign-extended) of fields to adjust.
+/// addresses (low 32 bits, sign-extended) of fields to adjust. Kept as one
+/// vector of words with a range per kind: the table is about 1 MB, and
+/// copies of it would show in vigil's peak memory.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Relocations {
-    /// 32-bit absolute fields: add the slide.
-    pub abs32: Vec<u32>,
-    /// 32-bit fields holding a negated address (per-CPU references, up to
-    /// Linux 6.14): subtract the slide.
-    pub inverse32: Vec<u32>,
-    /// 64-bit absolute fields: add the slide.
-    pub abs64: Vec<u32>,
+    words: Vec<u32>,
+    abs32: std::ops::Range<usize>,
+    inverse32: std::ops::Range<usize>,
+    abs64: std::ops::Range<usize>,
 }
 
 impl Relocations {
     /// Parses the table `[0][64-bit..][0][inverse..][0][32-bit..]` (the
-    /// inverse part only on kernels that have it: three zero terminators
-    /// instead of two).
+    /// inverse part only on kernels that have it, up to Linux 6.14: three
+    /// zero terminators instead of two).
     pub fn parse(table: &[u8]) -> Result<Self, DirectBootError> {
         if !table.len().is_multiple_of(4) {
             return Err(DirectBootError::Relocs(format!(
@@ -73,29 +72,80 @@ impl Relocations {
                 table.len()
             )));
         }
-        let words: Vec<u32> = table
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        Self::from_words(
+            table
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+
+    fn from_words(words: Vec<u32>) -> Result<Self, DirectBootError> {
+        let zeros: Vec<usize> = words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w == 0)
+            .map(|(i, _)| i)
             .collect();
-        let mut groups: Vec<Vec<u32>> = words.split(|w| *w == 0).map(<[u32]>::to_vec).collect();
-        // The table starts with a terminator, so the first group is empty.
-        if groups.first().is_none_or(|g| !g.is_empty()) {
+        if zeros.first() != Some(&0) {
             return Err(DirectBootError::Relocs("missing leading terminator".into()));
         }
-        groups.remove(0);
-        match groups.len() {
-            3 => Ok(Relocations {
-                abs32: groups.pop().unwrap_or_default(),
-                inverse32: groups.pop().unwrap_or_default(),
-                abs64: groups.pop().unwrap_or_default(),
-            }),
-            2 => Ok(Relocations {
-                abs32: groups.pop().unwrap_or_default(),
-                inverse32: Vec::new(),
-                abs64: groups.pop().unwrap_or_default(),
-            }),
-            n => Err(DirectBootError::Relocs(format!("{} terminators", n + 1))),
+        let end = words.len();
+        let (abs64, inverse32, abs32) = match zeros[..] {
+            [_, a, b] => (1..a, a + 1..b, b + 1..end),
+            [_, a] => (1..a, a..a, a + 1..end),
+            _ => {
+                return Err(DirectBootError::Relocs(format!(
+                    "{} terminators",
+                    zeros.len()
+                )))
+            }
+        };
+        Ok(Relocations {
+            words,
+            abs32,
+            inverse32,
+            abs64,
+        })
+    }
+
+    /// Reads the table from `file` at `offset` (to its end) in chunks.
+    fn read(file: &File, offset: u64, len: u64) -> std::io::Result<Result<Self, DirectBootError>> {
+        if !len.is_multiple_of(4) {
+            return Ok(Err(DirectBootError::Relocs(format!(
+                "table of {len} bytes is not a whole number of entries"
+            ))));
         }
+        let mut words = Vec::with_capacity((len / 4) as usize);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut at = 0;
+        while at < len {
+            let n = chunk.len().min((len - at) as usize);
+            file.read_exact_at(&mut chunk[..n], offset + at)?;
+            words.extend(
+                chunk[..n]
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            at += n as u64;
+        }
+        Ok(Self::from_words(words))
+    }
+
+    /// 32-bit absolute fields: add the slide.
+    pub fn abs32(&self) -> &[u32] {
+        &self.words[self.abs32.clone()]
+    }
+
+    /// 32-bit fields holding a negated address (per-CPU references):
+    /// subtract the slide.
+    pub fn inverse32(&self) -> &[u32] {
+        &self.words[self.inverse32.clone()]
+    }
+
+    /// 64-bit absolute fields: add the slide.
+    pub fn abs64(&self) -> &[u32] {
+        &self.words[self.abs64.clone()]
     }
 }
 
@@ -150,10 +200,7 @@ impl KernelPayload {
                 "nothing follows the ELF image".into(),
             ));
         }
-        let mut table = vec![0u8; (len - elf_end) as usize];
-        file.seek(SeekFrom::Start(elf_end)).map_err(io_err(path))?;
-        file.read_exact(&mut table).map_err(io_err(path))?;
-        let relocs = Relocations::parse(&table)?;
+        let relocs = Relocations::read(&file, elf_end, len - elf_end).map_err(io_err(path))??;
 
         let loads: Vec<ProgramHeader> = segments
             .into_iter()
@@ -237,21 +284,21 @@ impl KernelPayload {
             }
             Ok(offset as usize)
         };
-        for &r in &self.relocs.abs32 {
+        for &r in self.relocs.abs32() {
             let at = locate(r, 4)?;
             let v: u32 = image.read_obj(at).map_err(mem_err)?;
             image
                 .write_obj(v.wrapping_add(delta as u32), at)
                 .map_err(mem_err)?;
         }
-        for &r in &self.relocs.inverse32 {
+        for &r in self.relocs.inverse32() {
             let at = locate(r, 4)?;
             let v: u32 = image.read_obj(at).map_err(mem_err)?;
             image
                 .write_obj(v.wrapping_sub(delta as u32), at)
                 .map_err(mem_err)?;
         }
-        for &r in &self.relocs.abs64 {
+        for &r in self.relocs.abs64() {
             let at = locate(r, 8)?;
             let v: u64 = image.read_obj(at).map_err(mem_err)?;
             image
@@ -349,12 +396,12 @@ mod tests {
             0x8100_0040,
         ]))
         .unwrap();
-        assert_eq!(with.abs64, vec![0x8100_0010]);
-        assert_eq!(with.inverse32, vec![0x8100_0020]);
-        assert_eq!(with.abs32, vec![0x8100_0030, 0x8100_0040]);
+        assert_eq!(with.abs64(), [0x8100_0010]);
+        assert_eq!(with.inverse32(), [0x8100_0020]);
+        assert_eq!(with.abs32(), [0x8100_0030, 0x8100_0040]);
         let without = Relocations::parse(&words(&[0, 0x8100_0010, 0, 0x8100_0030])).unwrap();
-        assert!(without.inverse32.is_empty());
-        assert_eq!(without.abs32, vec![0x8100_0030]);
+        assert!(without.inverse32().is_empty());
+        assert_eq!(without.abs32(), [0x8100_0030]);
     }
 
     #[test]
