@@ -5,9 +5,9 @@ use crate::guest::view::GuestView;
 use crate::kaslr::{Kaslr, Kernel};
 use crate::profile::KernelProfile;
 use crate::readers::{lockdown, modules, registers, tasks, text_hash};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub kernel_sha256: String,
     pub kaslr: Kaslr,
@@ -22,15 +22,45 @@ pub fn inspect(
     view: &(impl GuestView + ?Sized),
     profile: &KernelProfile,
 ) -> Result<Report, GuestError> {
+    Ok(read(view, profile)?.finish())
+}
+
+/// Everything read from the guest, with text and rodata copied but not
+/// yet hashed: what needs the guest stopped is done, what does not
+/// ([`Unhashed::finish`]) can run after the guest resumes.
+#[derive(Debug, Clone)]
+pub struct Unhashed {
+    report: Report,
+    text: text_hash::TextCopy,
+}
+
+impl Unhashed {
+    pub fn finish(self) -> Report {
+        Report {
+            text: self.text.hash(),
+            ..self.report
+        }
+    }
+}
+
+/// Runs every reader; kernel text and rodata are copied, not hashed.
+pub fn read(
+    view: &(impl GuestView + ?Sized),
+    profile: &KernelProfile,
+) -> Result<Unhashed, GuestError> {
     let k = Kernel::new(view, profile)?;
-    Ok(Report {
+    let report = Report {
         kernel_sha256: profile.measurements.image_sha256.clone(),
         kaslr: k.kaslr,
         registers: registers::read_all(view)?,
         lockdown: lockdown::read(&k)?,
         modules: modules::read(&k)?,
         tasks: tasks::read(&k)?,
-        text: text_hash::read(&k)?,
+        text: text_hash::TextHash::default(),
+    };
+    Ok(Unhashed {
+        report,
+        text: text_hash::copy(&k)?,
     })
 }
 

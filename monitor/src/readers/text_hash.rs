@@ -7,7 +7,7 @@ use crate::kaslr::Kernel;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextHash {
     pub text_sha256: String,
     pub text_len: u64,
@@ -15,30 +15,63 @@ pub struct TextHash {
     pub rodata_len: u64,
 }
 
-fn hash_range<V: GuestView + ?Sized>(
+/// Kernel text and read-only data copied out of the guest, to hash later:
+/// a live VM is paused only for the copy, not for the hashing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextCopy {
+    pub text: Vec<u8>,
+    pub rodata: Vec<u8>,
+}
+
+impl TextCopy {
+    pub fn hash(&self) -> TextHash {
+        TextHash {
+            text_sha256: hex::encode(Sha256::digest(&self.text)),
+            text_len: self.text.len() as u64,
+            rodata_sha256: hex::encode(Sha256::digest(&self.rodata)),
+            rodata_len: self.rodata.len() as u64,
+        }
+    }
+}
+
+/// Reasonable upper bound for one section (Debian's text is ~10 MiB): a
+/// corrupt profile cannot make the copy allocate without limit.
+const MAX_SECTION: u64 = 256 << 20;
+
+fn copy_range<V: GuestView + ?Sized>(
     k: &Kernel<V>,
     start: u64,
     end: u64,
-) -> Result<String, GuestError> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut va = start;
-    while va < end {
-        let n = ((end - va) as usize).min(buf.len());
-        k.read(va, &mut buf[..n])?;
-        h.update(&buf[..n]);
-        va += n as u64;
+) -> Result<Vec<u8>, GuestError> {
+    let len = end
+        .checked_sub(start)
+        .filter(|&l| l <= MAX_SECTION)
+        .ok_or_else(|| GuestError::Corrupt(format!("section {start:#x}..{end:#x}")))?;
+    let mut out = vec![0u8; len as usize];
+    for (i, chunk) in out.chunks_mut(1 << 16).enumerate() {
+        k.read(start + (i as u64) * (1 << 16), chunk)?;
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(out)
+}
+
+/// Copies text and rodata as they stand in guest memory now.
+pub fn copy<V: GuestView + ?Sized>(k: &Kernel<V>) -> Result<TextCopy, GuestError> {
+    let s = &k.profile.sections;
+    let slide = k.kaslr.slide;
+    Ok(TextCopy {
+        text: copy_range(
+            k,
+            s.text.start.wrapping_add(slide),
+            s.text.end.wrapping_add(slide),
+        )?,
+        rodata: copy_range(
+            k,
+            s.rodata.start.wrapping_add(slide),
+            s.rodata.end.wrapping_add(slide),
+        )?,
+    })
 }
 
 pub fn read<V: GuestView + ?Sized>(k: &Kernel<V>) -> Result<TextHash, GuestError> {
-    let s = &k.profile.sections;
-    let slide = k.kaslr.slide;
-    Ok(TextHash {
-        text_sha256: hash_range(k, s.text.start + slide, s.text.end + slide)?,
-        text_len: s.text.len(),
-        rodata_sha256: hash_range(k, s.rodata.start + slide, s.rodata.end + slide)?,
-        rodata_len: s.rodata.len(),
-    })
+    Ok(copy(k)?.hash())
 }
