@@ -47,8 +47,52 @@ pub enum Command {
     /// Kernel images: profiles for introspection.
     #[command(subcommand)]
     Kernel(vigil_monitor::cli::KernelCommand),
-    /// Introspect a guest memory dump.
-    Inspect(vigil_monitor::cli::InspectArgs),
+    /// Introspect a guest kernel: a running vigil VM (`--api SOCKET`) or a
+    /// QEMU memory dump (`--dump CORE --kernel VMLINUZ`).
+    Inspect(InspectArgs),
+}
+
+/// `vigil inspect`: exactly one source, a live VM or a dump.
+#[derive(Args, Debug, Clone)]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .args(["api", "dump"]),
+))]
+pub struct InspectArgs {
+    /// Control socket of a running vigil: pause it, read, resume.
+    #[arg(long, value_name = "SOCKET")]
+    pub api: Option<PathBuf>,
+    /// QEMU `dump-guest-memory` ELF core of the guest (needs --kernel).
+    #[arg(long, value_name = "CORE", requires = "kernel")]
+    pub dump: Option<PathBuf>,
+    /// The bzImage the dumped guest booted (only with --dump).
+    #[arg(long, value_name = "VMLINUZ", requires = "dump")]
+    pub kernel: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where `vigil inspect` reads the guest from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InspectSource {
+    Api(PathBuf),
+    Dump { dump: PathBuf, kernel: PathBuf },
+}
+
+impl InspectArgs {
+    /// The one source given (clap has checked there is exactly one).
+    pub fn source(&self) -> Result<InspectSource, String> {
+        match (&self.api, &self.dump, &self.kernel) {
+            (Some(api), None, None) => Ok(InspectSource::Api(api.clone())),
+            (None, Some(dump), Some(kernel)) => Ok(InspectSource::Dump {
+                dump: dump.clone(),
+                kernel: kernel.clone(),
+            }),
+            _ => Err("give either --api SOCKET or --dump CORE --kernel VMLINUZ".into()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,5 +216,45 @@ impl CtlAction {
             CtlAction::Resume => ("PUT", "vm.resume"),
             CtlAction::Shutdown => ("PUT", "vm.shutdown"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<InspectSource, String> {
+        let cli = Cli::try_parse_from(std::iter::once("vigil").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Inspect(a) => a.source(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inspect_takes_a_socket_or_a_dump_with_its_kernel() {
+        assert_eq!(
+            parse(&["inspect", "--api", "/s", "--json"]),
+            Ok(InspectSource::Api("/s".into()))
+        );
+        assert_eq!(
+            parse(&["inspect", "--dump", "/d", "--kernel", "/k"]),
+            Ok(InspectSource::Dump {
+                dump: "/d".into(),
+                kernel: "/k".into()
+            })
+        );
+        let both = parse(&["inspect", "--api", "/s", "--dump", "/d", "--kernel", "/k"]);
+        assert!(both.unwrap_err().contains("cannot be used with"));
+        let neither = parse(&["inspect", "--json"]).unwrap_err();
+        assert!(
+            neither.contains("--api") && neither.contains("--dump"),
+            "{neither}"
+        );
+        assert!(parse(&["inspect", "--dump", "/d"])
+            .unwrap_err()
+            .contains("--kernel"));
+        assert!(parse(&["inspect", "--kernel", "/k"]).is_err());
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::introspect::VcpuSnapshot;
+
 /// Why a VM stopped running.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
@@ -29,10 +31,15 @@ pub enum RunState {
     Stopping,
 }
 
+/// What a parked vCPU left for the inspector (see [`crate::introspect`]).
+pub type Snapshot = Result<VcpuSnapshot, String>;
+
 struct Inner {
     state: RunState,
     parked: usize,
     exit: Option<VmExit>,
+    /// By vCPU id; filled as vCPUs park, emptied when they resume.
+    snapshots: Vec<Option<Snapshot>>,
 }
 
 pub struct VmControl {
@@ -49,6 +56,7 @@ impl VmControl {
                 state: RunState::Running,
                 parked: 0,
                 exit: None,
+                snapshots: Vec::new(),
             }),
             changed: Condvar::new(),
             exit_evt: EventFd::new(libc::EFD_CLOEXEC)?,
@@ -74,6 +82,7 @@ impl VmControl {
             inner.exit = Some(reason);
         }
         inner.state = RunState::Stopping;
+        inner.snapshots.clear();
         drop(inner);
         self.changed.notify_all();
         let _ = self.exit_evt.write(1);
@@ -96,6 +105,7 @@ impl VmControl {
             return false;
         }
         inner.state = RunState::Running;
+        inner.snapshots.clear();
         drop(inner);
         self.changed.notify_all();
         true
@@ -116,8 +126,30 @@ impl VmControl {
     /// Called by a vCPU thread between runs: parks while paused. Returns
     /// false when the vCPU must stop.
     pub fn checkpoint(&self) -> bool {
+        self.park(None::<(u8, fn() -> Snapshot)>)
+    }
+
+    /// Like [`Self::checkpoint`], but before parking the vCPU stores the
+    /// state `capture` returns as vCPU `id`'s snapshot. It is in place
+    /// before the vCPU counts as parked, so once [`Self::wait_parked`]
+    /// succeeds every snapshot is there and stays valid until resume.
+    pub fn checkpoint_with(&self, id: u8, capture: impl FnOnce() -> Snapshot) -> bool {
+        self.park(Some((id, capture)))
+    }
+
+    fn park(&self, capture: Option<(u8, impl FnOnce() -> Snapshot)>) -> bool {
         let mut inner = self.lock();
         if inner.state == RunState::Paused {
+            if let Some((id, capture)) = capture {
+                // Under the lock: a few ioctls, and it keeps a resume from
+                // slipping between the capture and the parking.
+                let snap = capture();
+                let i = usize::from(id);
+                if inner.snapshots.len() <= i {
+                    inner.snapshots.resize(i + 1, None);
+                }
+                inner.snapshots[i] = Some(snap);
+            }
             inner.parked += 1;
             self.changed.notify_all();
             while inner.state == RunState::Paused {
@@ -126,6 +158,18 @@ impl VmControl {
             inner.parked -= 1;
         }
         inner.state != RunState::Stopping
+    }
+
+    /// The snapshots of vCPUs `0..count` while paused (a vCPU that left
+    /// none, or a VM that is not paused, gives an error entry).
+    pub fn snapshots(&self, count: usize) -> Vec<Snapshot> {
+        let inner = self.lock();
+        (0..count)
+            .map(|i| match inner.snapshots.get(i) {
+                Some(Some(s)) if inner.state == RunState::Paused => s.clone(),
+                _ => Err(format!("vCPU {i} left no snapshot (not parked)")),
+            })
+            .collect()
     }
 }
 
@@ -143,6 +187,39 @@ mod tests {
         assert!(ctl.wait_parked(1, Duration::from_secs(5)));
         assert!(ctl.resume());
         assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn parked_vcpus_leave_snapshots_until_resume() {
+        let ctl = Arc::new(VmControl::new().unwrap());
+        assert!(ctl.pause());
+        let threads: Vec<_> = (0..2u8)
+            .map(|id| {
+                let c = ctl.clone();
+                std::thread::spawn(move || {
+                    c.checkpoint_with(id, || {
+                        Ok(VcpuSnapshot {
+                            regs: Default::default(),
+                            sregs: Default::default(),
+                            msrs: vec![(0xc000_0082, u64::from(id))],
+                        })
+                    })
+                })
+            })
+            .collect();
+        assert!(ctl.wait_parked(2, Duration::from_secs(5)));
+        let snaps = ctl.snapshots(3);
+        assert_eq!(snaps[0].as_ref().unwrap().msrs, [(0xc000_0082, 0)]);
+        assert_eq!(snaps[1].as_ref().unwrap().msrs, [(0xc000_0082, 1)]);
+        assert!(snaps[2].is_err(), "no vCPU 2");
+        assert!(ctl.resume());
+        for t in threads {
+            assert!(t.join().unwrap());
+        }
+        assert!(
+            ctl.snapshots(2).iter().all(Result::is_err),
+            "stale after resume"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod control;
 pub mod cpu;
 pub mod demo;
 pub mod guest_path;
+pub mod introspect;
 pub mod layout;
 pub mod legacy;
 pub mod memory;

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vigil_vmm::cli::{BenchCommand, Cli, Command, ImageCommand};
+use vigil_vmm::cli::{BenchCommand, Cli, Command, ImageCommand, InspectArgs, InspectSource};
 use vigil_vmm::config::HostLimits;
 use vigil_vmm::{api, bench, demo, runner};
 
@@ -56,7 +57,7 @@ fn execute(command: Command) -> anyhow::Result<i32> {
         Command::Crypto(cmd) => vigil_crypto::cli::run_crypto(cmd).map(|()| 0),
         Command::Luks(cmd) => vigil_crypto::cli::run_luks(cmd).map(|()| 0),
         Command::Kernel(cmd) => vigil_monitor::cli::run_kernel(cmd).map(|()| 0),
-        Command::Inspect(args) => vigil_monitor::cli::run_inspect(args).map(|()| 0),
+        Command::Inspect(args) => inspect(&args).map(|()| 0),
         Command::Ctl(args) => {
             let (method, action) = args.action.request();
             let body = api::client::call(&args.api, method, action, None)?;
@@ -64,6 +65,44 @@ fn execute(command: Command) -> anyhow::Result<i32> {
                 println!("{body}");
             }
             Ok(0)
+        }
+    }
+}
+
+/// `vigil inspect`: over a running vigil's API, or on a dump file.
+fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    match args.source().map_err(anyhow::Error::msg)? {
+        InspectSource::Dump { dump, kernel } => {
+            vigil_monitor::cli::run_inspect(vigil_monitor::cli::InspectArgs {
+                dump,
+                kernel,
+                json: args.json,
+            })
+        }
+        InspectSource::Api(socket) => {
+            let body = api::client::call(&socket, "GET", "vm.inspect", None)?;
+            if args.json {
+                println!("{body}");
+                return Ok(());
+            }
+            let live: vigil_vmm::introspect::LiveReport =
+                serde_json::from_str(&body).context("decoding the inspection report")?;
+            print!("{}", live.report.render());
+            if let Some(b) = live.boot_layout {
+                println!(
+                    "vigil placed _text at phys {:#x} virt {:#x}: slide {}, physical {}",
+                    b.phys_base,
+                    b.virt_text,
+                    if b.slide_agrees { "agrees" } else { "DIFFERS" },
+                    if b.phys_agrees { "agrees" } else { "DIFFERS" },
+                );
+            }
+            let t = live.timing;
+            println!(
+                "paused {} us (parking {} us, reading {} us)",
+                t.paused_total_us, t.pause_us, t.read_us
+            );
+            Ok(())
         }
     }
 }

@@ -115,8 +115,11 @@ impl Vcpu {
     }
 
     /// The thread body: run until the VM stops, parking while paused.
+    /// Each time it parks, the vCPU leaves a snapshot of its state for the
+    /// inspector (its fd is usable only here, on its own thread).
     pub fn run(mut self, control: Arc<VmControl>) {
-        while control.checkpoint() {
+        let id = self.id;
+        while control.checkpoint_with(id, || crate::introspect::capture(&mut self.fd)) {
             match self.step() {
                 Step::Continue => {}
                 Step::Debug(arch) => {

@@ -98,6 +98,8 @@ pub struct VmHandle {
     pub threads: Arc<VcpuThreads>,
     pub config: VmConfig,
     pub console: Arc<ConsoleEvents>,
+    /// Guest RAM, kernel and layout for live introspection (`vm.inspect`).
+    pub introspect: Arc<crate::introspect::Introspector>,
 }
 
 impl VmHandle {
@@ -202,11 +204,17 @@ impl Vm {
             }
             vcpus.push(Vcpu::new(id, vcpu_fd, buses.clone()));
         }
+        let introspect = Arc::new(crate::introspect::Introspector::new(
+            ram.mem.clone(),
+            config.kernel.clone(),
+            entry.layout,
+        ));
         let handle = Arc::new(VmHandle {
             control,
             threads: Arc::new(VcpuThreads::default()),
             config,
             console,
+            introspect,
         });
         Ok(Vm {
             _kvm: kvm,

@@ -8,6 +8,8 @@
 //! | PUT    | /api/v1/vm.pause      | parks every vCPU                    |
 //! | PUT    | /api/v1/vm.resume     | lets them run again                 |
 //! | PUT    | /api/v1/vm.shutdown   | stops the VM; vigil exits 0         |
+//! | GET    | /api/v1/vm.inspect    | pause, run the monitor's readers,   |
+//! |        |                       | resume: the report as JSON          |
 
 pub mod client;
 pub mod http;

@@ -104,7 +104,8 @@ fn route(req: &Request, vm: &VmHandle) -> (u16, Option<String>) {
             vm.control.request_exit(VmExit::Shutdown);
             (204, None)
         }
-        (_, "vmm.ping" | "vm.info" | "vm.pause" | "vm.resume" | "vm.shutdown") => {
+        ("GET", "vm.inspect") => inspect(vm),
+        (_, "vmm.ping" | "vm.info" | "vm.pause" | "vm.resume" | "vm.shutdown" | "vm.inspect") => {
             error(405, "method not allowed")
         }
         _ => error(404, "unknown action"),
@@ -117,7 +118,29 @@ fn info(vm: &VmHandle) -> serde_json::Value {
         "config": vm.config,
         "guest_ready": vm.console.ready_at().is_some(),
         "guest_panicked": vm.console.panicked(),
+        // Where vigil placed the kernel (direct loader), else null.
+        "kernel_layout": vm.introspect.layout(),
     })
+}
+
+/// Pauses the VM, runs the monitor's readers, resumes; the report as JSON.
+fn inspect(vm: &VmHandle) -> (u16, Option<String>) {
+    use crate::introspect::IntrospectError;
+    match vm.introspect.inspect(vm) {
+        Ok(report) => match serde_json::to_string(&report) {
+            Ok(body) => (200, Some(body)),
+            Err(e) => error(500, &format!("encoding the report: {e}")),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "inspection failed");
+            let status = match e {
+                IntrospectError::NotRunning => 409,
+                IntrospectError::PauseTimeout => 503,
+                IntrospectError::Profile { .. } | IntrospectError::Guest(_) => 500,
+            };
+            error(status, &e.to_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +150,7 @@ mod tests {
     use crate::config::{Loader, VmConfig};
     use crate::console::{ConsoleEvents, ConsoleOutput};
     use crate::control::VmControl;
+    use crate::introspect::Introspector;
     use crate::vm::VcpuThreads;
 
     fn handle() -> Arc<VmHandle> {
@@ -145,6 +169,12 @@ mod tests {
                 api_socket: None,
             },
             console: Arc::new(ConsoleEvents::default()),
+            introspect: Arc::new(Introspector::new(
+                vm_memory::GuestMemoryMmap::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 20)])
+                    .unwrap(),
+                "/k".into(),
+                None,
+            )),
         })
     }
 
@@ -165,6 +195,15 @@ mod tests {
         let info: serde_json::Value =
             serde_json::from_str(&call(&sock, "GET", "vm.info", None).unwrap()).unwrap();
         assert_eq!(info["state"], "Paused");
+        assert!(info["kernel_layout"].is_null(), "no direct-loaded kernel");
+        // No kernel image at /k: a clear error, and the VM stays as it was.
+        match call(&sock, "GET", "vm.inspect", None) {
+            Err(ClientError::Status { status: 500, body }) => {
+                assert!(body.contains("kernel profile of /k"), "{body}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(vm.control.state(), RunState::Paused);
         call(&sock, "PUT", "vm.resume", None).unwrap();
         assert_eq!(vm.control.state(), RunState::Running);
         assert!(matches!(
