@@ -22,5 +22,6 @@ pub mod layout;
 pub mod legacy;
 pub mod memory;
 pub mod runner;
+pub mod threads;
 pub mod vcpu;
 pub mod vm;

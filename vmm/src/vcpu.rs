@@ -136,9 +136,7 @@ impl Vcpu {
 
 /// Starts a vCPU thread named `vcpu<N>`.
 pub fn spawn(vcpu: Vcpu, control: Arc<VmControl>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("vcpu{}", vcpu.id))
-        .spawn(move || vcpu.run(control))
+    crate::threads::spawn(format!("vcpu{}", vcpu.id), move || vcpu.run(control))
 }
 
 /// Kicks every still-running vCPU thread out of KVM_RUN until `done` holds.

@@ -313,27 +313,25 @@ fn spawn_stdin_forwarder(
     serial: Arc<Mutex<SerialPort>>,
     control: Arc<VmControl>,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let mut buf = [0u8; 64];
-            // Raw reads on fd 0: holding Stdin's lock here would block the
-            // terminal restore at exit, since this thread never returns.
-            let mut stdin = std::mem::ManuallyDrop::new(unsafe {
-                // SAFETY: fd 0 stays open for the process; ManuallyDrop
-                // keeps this File from closing it.
-                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0)
-            });
-            while let Ok(n @ 1..) = stdin.read(&mut buf) {
-                let mut rest = &buf[..n];
-                while !rest.is_empty() && control.state() != RunState::Stopping {
-                    let sent = serial.lock().unwrap_or_else(|p| p.into_inner()).input(rest);
-                    rest = &rest[sent..];
-                    if !rest.is_empty() {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
+    crate::threads::spawn("stdin", move || {
+        let mut buf = [0u8; 64];
+        // Raw reads on fd 0: holding Stdin's lock here would block the
+        // terminal restore at exit, since this thread never returns.
+        let mut stdin = std::mem::ManuallyDrop::new(unsafe {
+            // SAFETY: fd 0 stays open for the process; ManuallyDrop
+            // keeps this File from closing it.
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0)
+        });
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            let mut rest = &buf[..n];
+            while !rest.is_empty() && control.state() != RunState::Stopping {
+                let sent = serial.lock().unwrap_or_else(|p| p.into_inner()).input(rest);
+                rest = &rest[sent..];
+                if !rest.is_empty() {
+                    std::thread::sleep(Duration::from_millis(5));
                 }
             }
-        })
-        .map(drop)
+        }
+    })
+    .map(drop)
 }

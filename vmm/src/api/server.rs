@@ -50,20 +50,18 @@ pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
 
 /// Serves the API on `listener` until the VM stops.
 pub fn spawn(listener: UnixListener, vm: Arc<VmHandle>) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("api".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => serve(stream, &vm),
-                    Err(e) => tracing::warn!(error = %e, "API accept failed"),
-                }
-                if vm.control.state() == RunState::Stopping {
-                    break;
-                }
+    crate::threads::spawn("api", move || {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => serve(stream, &vm),
+                Err(e) => tracing::warn!(error = %e, "API accept failed"),
             }
-        })
-        .map(drop)
+            if vm.control.state() == RunState::Stopping {
+                break;
+            }
+        }
+    })
+    .map(drop)
 }
 
 fn serve(mut stream: UnixStream, vm: &VmHandle) {
