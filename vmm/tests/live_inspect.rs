@@ -196,7 +196,11 @@ impl Vigil {
             vigil_images::guest::agent_run_option(GUEST_SCRIPT)
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["--log", "info", "run", "--vcpus", "2", "--memory", "256"])
+            .args([
+                "--log",
+                "warn,vigil_vmm::vm=info,vigil_vmm::introspect=info",
+            ])
+            .args(["run", "--vcpus", "2", "--memory", "256"])
             .args(["--serial", "stdout", "--cmdline", &cmdline])
             .arg("--kernel")
             .arg(kernel)
@@ -473,6 +477,19 @@ fn run(test: &str, lockdown: &str, bench_runs: usize) {
         info["kernel_layout"]["virt_text"].as_u64(),
         live.boot_layout.map(|b| b.virt_text)
     );
+    // The CLI's live form prints the same report.
+    let cli = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["inspect", "--api"])
+        .arg(&vigil.socket)
+        .output()
+        .expect("vigil inspect --api");
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{text}");
+    assert!(text.contains(&format!("lockdown: {lockdown}")), "{text}");
+    assert!(
+        text.contains("crc_itu_t") && text.contains("slide agrees"),
+        "{text}"
+    );
     if bench_runs > 0 {
         bench(&vigil, bench_runs);
     }
@@ -484,7 +501,17 @@ fn live_inspect_lockdown_integrity() {
     run("live_inspect_lockdown_integrity", "integrity", 0);
 }
 
+/// Also prints the latency bench (JSON lines); `VIGIL_LIVE_BENCH_RUNS`
+/// sets its rounds (default 5; README's numbers use 20 with --release).
 #[test]
 fn live_inspect_lockdown_none_with_latency_bench() {
-    run("live_inspect_lockdown_none_with_latency_bench", "none", 20);
+    let runs = std::env::var("VIGIL_LIVE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    run(
+        "live_inspect_lockdown_none_with_latency_bench",
+        "none",
+        runs,
+    );
 }
