@@ -2,12 +2,17 @@
 //!
 //! Consistency comes from the vCPU threads themselves. A vCPU's file
 //! descriptor belongs to its thread, so when the VM is paused each vCPU
-//! thread, just before it parks, completes any I/O still pending in KVM
-//! (one `KVM_RUN` with `immediate_exit`), then stores a [`VcpuSnapshot`]
-//! of its registers, system registers and the MSRs the monitor reads into
+//! thread, just before it parks, lets KVM complete an I/O instruction
+//! still pending (one `KVM_RUN` with `immediate_exit`, its exit handled
+//! as usual), then stores a [`VcpuSnapshot`] of its registers, system
+//! registers and the MSRs the monitor reads into
 //! [`crate::control::VmControl`]. A pause returns only once every vCPU has
 //! parked, so every snapshot is in place and no vCPU runs while the
 //! readers walk guest memory. Resuming drops the snapshots.
+//!
+//! Guest RAM stays mapped while the inspector reads it: `Vm::run` frees it
+//! only after the VM reached `Stopping`, which nothing can request while
+//! every vCPU is parked and the (single) API thread is inspecting.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -49,14 +54,10 @@ pub struct VcpuSnapshot {
 }
 
 /// Captures `fd`'s state. Called on the vCPU's own thread, outside
-/// `KVM_RUN`. An ioctl failure is kept as text: the inspector reports it.
-pub fn capture(fd: &mut VcpuFd) -> Result<VcpuSnapshot, String> {
-    // Finish an I/O or MMIO exit inside KVM first, so RIP and the other
-    // registers are those after the instruction (KVM's API documents this
-    // as the way to make guest state consistent before reading it).
-    fd.set_kvm_immediate_exit(1);
-    let _ = fd.run();
-    fd.set_kvm_immediate_exit(0);
+/// `KVM_RUN` (after [`crate::vcpu::Vcpu::settle`] has let KVM finish a
+/// pending I/O instruction). An ioctl failure is kept as text: the
+/// inspector reports it.
+pub fn capture(fd: &VcpuFd) -> Result<VcpuSnapshot, String> {
     let regs = fd.get_regs().map_err(|e| format!("KVM_GET_REGS: {e}"))?;
     let sregs = fd.get_sregs().map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
     let entries: Vec<kvm_msr_entry> = SNAPSHOT_MSRS

@@ -10,7 +10,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
 use crate::bus::Bus;
-use crate::control::{VmControl, VmExit};
+use crate::control::{RunState, VmControl, VmExit};
 
 /// Signal used to knock a vCPU thread out of KVM_RUN.
 pub fn kick_signal() -> i32 {
@@ -119,7 +119,16 @@ impl Vcpu {
     /// inspector (its fd is usable only here, on its own thread).
     pub fn run(mut self, control: Arc<VmControl>) {
         let id = self.id;
-        while control.checkpoint_with(id, || crate::introspect::capture(&mut self.fd)) {
+        loop {
+            if control.state() == RunState::Paused {
+                if let Step::Exit(reason) = self.settle() {
+                    control.request_exit(reason);
+                    break;
+                }
+            }
+            if !control.checkpoint_with(id, || crate::introspect::capture(&self.fd)) {
+                break;
+            }
             match self.step() {
                 Step::Continue => {}
                 Step::Debug(arch) => {
@@ -131,6 +140,17 @@ impl Vcpu {
                 }
             }
         }
+    }
+
+    /// Lets KVM finish an I/O or MMIO instruction whose exit was just
+    /// handled (KVM completes it on the next `KVM_RUN`), without running
+    /// the guest further: registers read afterwards are consistent. Any
+    /// exit this produces is handled like any other.
+    pub fn settle(&mut self) -> Step {
+        self.fd.set_kvm_immediate_exit(1);
+        let step = self.step();
+        self.fd.set_kvm_immediate_exit(0);
+        step
     }
 }
 
