@@ -515,3 +515,83 @@ fn live_inspect_lockdown_none_with_latency_bench() {
         runs,
     );
 }
+
+/// On this host's /dev/kvm (any flavour): a real-mode loop doing port
+/// I/O, run by a vCPU thread; pausing parks it with a snapshot taken by
+/// that thread, which the live view serves, and resuming lets it go on.
+#[test]
+fn a_parked_vcpu_leaves_a_snapshot_the_live_view_serves() {
+    use std::sync::Arc;
+    use vigil_monitor::guest::view::{msr, GuestMemory, VcpuState};
+    use vigil_vmm::bus::Bus;
+    use vigil_vmm::control::{VmControl, VmExit};
+    use vigil_vmm::introspect::LiveView;
+    use vigil_vmm::vcpu::{self, Buses, Vcpu};
+    use vm_memory::{Bytes, GuestAddress};
+
+    const CODE: u64 = 0x1000;
+    // 1: inc ax; out 0x80, al; jmp 1b
+    let code = [0x40, 0xe6, 0x80, 0xeb, 0xfb];
+    let kvm = kvm_ioctls::Kvm::new().expect("this test needs /dev/kvm");
+    let vm = kvm.create_vm().unwrap();
+    let ram = vigil_vmm::memory::GuestRam::with_regions(&[(0, 0x10000)]).unwrap();
+    ram.register(&vm, 0).unwrap();
+    ram.mem.write_slice(&code, GuestAddress(CODE)).unwrap();
+    let fd = vm.create_vcpu(0).unwrap();
+    let mut sregs = fd.get_sregs().unwrap();
+    sregs.cs.base = 0;
+    sregs.cs.selector = 0;
+    fd.set_sregs(&sregs).unwrap();
+    let mut regs = fd.get_regs().unwrap();
+    regs.rip = CODE;
+    regs.rflags = 2;
+    fd.set_regs(&regs).unwrap();
+    let buses = Arc::new(Buses {
+        pio: Bus::new(),
+        mmio: Bus::new(),
+    });
+
+    vcpu::install_kick_handler().unwrap();
+    let control = Arc::new(VmControl::new().unwrap());
+    let thread = vcpu::spawn(Vcpu::new(0, fd, buses), control.clone()).unwrap();
+    let threads = [thread];
+    let pause = || {
+        assert!(control.pause());
+        vcpu::kick_until(&threads, || {
+            control.wait_parked(1, Duration::from_millis(2))
+        });
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    pause();
+    let view = LiveView {
+        memory: &ram.mem,
+        vcpus: control.snapshots(1),
+    };
+    let first = view.regs(0).expect("a snapshot");
+    assert!(
+        (CODE..CODE + 5).contains(&first.rip),
+        "rip {:#x}",
+        first.rip
+    );
+    assert!(first.rax & 0xffff != 0, "the loop ran");
+    assert_eq!(view.sregs(0).unwrap().cs.selector, 0);
+    assert!(view.msr(0, msr::EFER).is_ok(), "{:?}", view.vcpus);
+    let mut buf = [0u8; 5];
+    view.read_phys(CODE, &mut buf).unwrap();
+    assert_eq!(buf, code);
+    // Parked means stopped: the snapshot is the state, twice over.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(control.snapshots(1)[0].as_ref().unwrap().regs, first);
+
+    assert!(control.resume());
+    assert!(control.snapshots(1)[0].is_err(), "no stale snapshot");
+    std::thread::sleep(Duration::from_millis(50));
+    pause();
+    let second = control.snapshots(1)[0].clone().expect("a new snapshot");
+    assert_ne!(second.regs.rax, first.rax, "the guest ran between pauses");
+
+    control.request_exit(VmExit::Shutdown);
+    vcpu::kick_until(&threads, || threads.iter().all(|t| t.is_finished()));
+    let [thread] = threads;
+    thread.join().unwrap();
+}
