@@ -477,6 +477,17 @@ fn run(test: &str, lockdown: &str, bench_runs: usize) {
         info["kernel_layout"]["virt_text"].as_u64(),
         live.boot_layout.map(|b| b.virt_text)
     );
+    // A VM the user paused is inspected from the snapshots it parked
+    // with, and stays paused.
+    call(&vigil.socket, "PUT", "vm.pause", None).expect("pause");
+    let paused = vigil.inspect();
+    assert!(paused.timing.was_paused);
+    assert_eq!(paused.report.kaslr, live.report.kaslr);
+    assert_eq!(paused.report.lockdown, live.report.lockdown);
+    let info: serde_json::Value =
+        serde_json::from_str(&call(&vigil.socket, "GET", "vm.info", None).unwrap()).unwrap();
+    assert_eq!(info["state"], "Paused", "{info}");
+    call(&vigil.socket, "PUT", "vm.resume", None).expect("resume");
     // The CLI's live form prints the same report.
     let cli = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["inspect", "--api"])
