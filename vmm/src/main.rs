@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(status) => ExitCode::from(status as u8),
         Err(e) => {
-            eprintln!("vigil: error: {e:#}");
+            eprintln!("vigil: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
@@ -130,4 +130,20 @@ fn doctor() {
         Err(e) => println!("QEMU for the nested test host: unavailable ({e})"),
     }
     println!("{}", GuestPath::detect().describe());
+}
+
+/// The error and its causes on one line. Many errors already quote their
+/// source in their message; a cause whose text is already there is skipped.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }

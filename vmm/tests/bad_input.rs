@@ -127,10 +127,14 @@ fn over_long_command_line() {
 
 #[test]
 fn unreadable_or_invalid_config() {
-    assert_fails_with(
-        vigil(&["run", "--config", "/nonexistent/guest.toml"]),
-        "cannot read config /nonexistent/guest.toml",
+    let out = vigil(&["run", "--config", "/nonexistent/guest.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "cause said once: {stderr}"
     );
+    assert_fails_with(out, "cannot read config /nonexistent/guest.toml");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("guest.toml");
     std::fs::write(&config, "[machine]\nmemroy_mib = 64\n").unwrap();
